@@ -1,0 +1,41 @@
+# Two commands: `make run` and `make test` (see README.md). Everything else is set-up.
+.PHONY: run test test-fast bench seed check-system clean
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+# Find a Python >= 3.12: $PYTHON if set, then the usual names, then pyenv's versions.
+PYTHON ?= $(shell for c in python3.13 python3.12 python3 $$(ls -d $$HOME/.pyenv/versions/3.1[2-9]*/bin/python 2>/dev/null | sort -rV); do \
+	  command -v $$c >/dev/null 2>&1 && $$c -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$c; break; }; done)
+
+$(STAMP): pyproject.toml
+	@if [ -z "$(PYTHON)" ]; then \
+	  echo "error: Pictor Billing needs Python 3.12 or newer, and none was found." >&2; \
+	  echo "       Install one (e.g. 'pyenv install 3.12') or run 'make PYTHON=/path/to/python3.12 ...'." >&2; \
+	  exit 1; fi
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+check-system: $(STAMP)
+	@$(PY) -m pictor_billing.system_check
+
+seed: check-system
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
+
+run: seed
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
+test: check-system
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: check-system
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .hypothesis

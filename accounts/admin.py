@@ -1,0 +1,36 @@
+"""Admin for accounts and their users."""
+
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+
+from accounts.models import Account, User
+
+
+class UserInline(admin.TabularInline):
+    model = User
+    fields = ["email", "first_name", "last_name", "is_active"]
+    extra = 0
+    show_change_link = True
+
+
+@admin.register(Account)
+class AccountAdmin(admin.ModelAdmin):
+    list_display = ["name", "city", "country", "monthly_anchor_day", "created_at"]
+    search_fields = ["name", "users__email", "vat_id"]
+    readonly_fields = ["monthly_anchor_day", "created_at"]
+    inlines = [UserInline]
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin):
+    ordering = ["email"]
+    list_display = ["email", "account", "is_staff", "is_active"]
+    search_fields = ["email", "account__name"]
+    list_select_related = ["account"]
+    fieldsets = [
+        (None, {"fields": ["email", "password", "account"]}),
+        ("Personal info", {"fields": ["first_name", "last_name"]}),
+        ("Permissions", {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]}),
+        ("Important dates", {"fields": ["last_login", "date_joined"]}),
+    ]
+    add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "account", "password1", "password2"]})]

@@ -1,0 +1,66 @@
+"""Accounts: the company that pays, and the users who belong to it."""
+
+from django.contrib.auth.models import AbstractUser, BaseUserManager
+from django.db import models
+
+
+class Account(models.Model):
+    """A customer company. Its billing name and address are copied onto each invoice."""
+
+    name = models.CharField("billing name", max_length=200)
+    address_line1 = models.CharField("address line 1", max_length=200, blank=True)
+    address_line2 = models.CharField("address line 2", max_length=200, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    postal_code = models.CharField(max_length=20, blank=True)
+    country = models.CharField(max_length=100, blank=True)
+    vat_id = models.CharField("VAT id", max_length=40, blank=True)
+    # Day of month (1-31) every monthly license renews on; set by the first monthly purchase.
+    monthly_anchor_day = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def address_lines(self) -> list[str]:
+        """The postal address as printed on an invoice, blank parts left out."""
+        city_line = " ".join(part for part in (self.postal_code, self.city) if part)
+        parts = (self.address_line1, self.address_line2, city_line, self.country)
+        return [part for part in parts if part]
+
+
+class UserManager(BaseUserManager):
+    """Users log in with their email address."""
+
+    use_in_migrations = True
+
+    def create_user(self, email, password=None, **extra):
+        email = self.normalize_email(email)
+        user = self.model(email=email, **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email, password=None, **extra):
+        extra.setdefault("is_staff", True)
+        extra.setdefault("is_superuser", True)
+        return self.create_user(email, password, **extra)
+
+
+class User(AbstractUser):
+    """A person who logs in; every Billing page shows only their account's data."""
+
+    username = None
+    email = models.EmailField("email", unique=True)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, null=True, blank=True, related_name="users")
+
+    USERNAME_FIELD = "email"
+    REQUIRED_FIELDS = []
+
+    objects = UserManager()
+
+    def __str__(self) -> str:
+        return self.email

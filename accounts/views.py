@@ -1,0 +1,26 @@
+"""Sign-up (log in and out are Django's own views)."""
+
+from django.contrib.auth import login
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_http_methods
+
+from accounts.forms import SignupForm
+from accounts.services import account_signup
+
+
+@sensitive_post_parameters("password")
+@require_http_methods(["GET", "POST"])
+def signup(request):
+    """Create a company account and its first user, then log them in."""
+    if request.user.is_authenticated:
+        return redirect("licenses:list")
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        user = account_signup(company_name=data["company_name"], email=data["email"], password=data["password"])
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return redirect("licenses:list")
+    return TemplateResponse(request, "accounts/signup.html", {"form": form},
+                            status=400 if form.is_bound else 200)

@@ -1,0 +1,53 @@
+"""Admin for invoices: read-only, with a link to each PDF."""
+
+from django.contrib import admin
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from invoices.models import Invoice, InvoiceLine
+from invoices.pdf import invoice_pdf
+from pictor_billing.admin import ReadOnlyAdmin
+
+
+class InvoiceLineInline(admin.TabularInline):
+    model = InvoiceLine
+    fields = ["position", "description", "quantity", "unit_price", "amount"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(ReadOnlyAdmin):
+    list_display = ["number", "issued_on", "buyer_name", "description", "total", "status", "pdf_link"]
+    list_filter = ["status", "kind", "year"]
+    search_fields = ["number", "buyer_name", "account__name"]
+    date_hierarchy = "issued_on"
+    inlines = [InvoiceLineInline]
+
+    @admin.display(description="PDF")
+    def pdf_link(self, invoice):
+        return format_html('<a href="{}">{}</a>', reverse("admin:invoices_invoice_pdf", args=[invoice.pk]),
+                           invoice.filename)
+
+    def get_urls(self):
+        return [path("<int:pk>/pdf/", self.admin_site.admin_view(self.pdf_view), name="invoices_invoice_pdf"),
+                *super().get_urls()]
+
+    def pdf_view(self, request, pk):
+        if not self.has_view_permission(request):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied
+        invoice = get_object_or_404(Invoice, pk=pk)
+        response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="{invoice.filename}"'
+        return response

@@ -1,0 +1,33 @@
+"""The Invoices tab and invoice PDF downloads (the account's users only; anyone else gets 404)."""
+
+from django.core.paginator import Paginator
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from django.views.decorators.http import require_GET
+
+from accounts.decorators import account_required
+from invoices.models import Invoice
+from invoices.pdf import invoice_pdf
+from pictor_billing.htmx import render_htmx
+
+PAGE_SIZE = 25
+
+
+@require_GET
+@account_required
+def invoice_list(request):
+    """The account's invoices, newest first, 25 a page."""
+    invoices = Invoice.objects.filter(account=request.account).order_by("-issued_on", "-year", "-sequence")
+    page = Paginator(invoices, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render_htmx(request, "invoices/list.html", {"page": page, "tab": "invoices"}, partial="table")
+
+
+@require_GET
+@account_required
+def invoice_pdf_download(request, number):
+    """The invoice as an A4 PDF."""
+    invoice = get_object_or_404(Invoice.objects.prefetch_related("lines"), number=number, account=request.account)
+    response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{invoice.filename}"'
+    response["Cache-Control"] = "private, no-store"
+    return response

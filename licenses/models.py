@@ -1,0 +1,175 @@
+"""Licenses, their price list and features, coupons, and completed purchases."""
+
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models.functions import Upper
+
+from pictor_billing import pricing
+
+TIER_CHOICES = [(tier, pricing.TIER_LABELS[tier]) for tier in pricing.TIERS]
+PERIOD_CHOICES = [(period, pricing.PERIOD_LABELS[period]) for period in pricing.PERIODS]
+
+
+class PriceListEntry(models.Model):
+    """A list price for one tier and period, in force from `effective_from` until the next entry."""
+
+    tier = models.CharField(max_length=10, choices=TIER_CHOICES)
+    period = models.CharField(max_length=10, choices=PERIOD_CHOICES)
+    unit_price = models.DecimalField(max_digits=10, decimal_places=2, validators=[MinValueValidator(Decimal("0.01"))])
+    effective_from = models.DateField()
+
+    class Meta:
+        ordering = ["tier", "period", "-effective_from"]
+        verbose_name_plural = "price list"
+        constraints = [
+            models.UniqueConstraint(fields=["tier", "period", "effective_from"], name="one_price_per_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_tier_display()} {self.period}: ${self.unit_price} from {self.effective_from}"
+
+
+class Feature(models.Model):
+    """One row of the feature list shown on tier cards and the full feature page."""
+
+    name = models.CharField(max_length=120)
+    position = models.PositiveSmallIntegerField(default=0)
+    in_basic = models.BooleanField(default=False)
+    in_pro = models.BooleanField(default=False)
+    in_premium = models.BooleanField(default=False)
+    on_card = models.BooleanField("shown on the tier card", default=True)
+
+    class Meta:
+        ordering = ["position", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def in_tier(self, tier: str) -> bool:
+        return getattr(self, f"in_{tier}")
+
+
+class Coupon(models.Model):
+    """A percentage or fixed-amount discount on one purchase (SPEC: Coupons)."""
+
+    PERCENT, FIXED = pricing.PERCENT, pricing.FIXED
+    code = models.CharField(max_length=40, unique=True, help_text="Case-insensitive; stored upper case.")
+    kind = models.CharField(max_length=10, choices=[(PERCENT, "Percentage"), (FIXED, "Fixed amount (USD)")])
+    value = models.DecimalField(max_digits=10, decimal_places=2, validators=[MinValueValidator(Decimal("0.01"))],
+                                help_text="1-100 for a percentage, USD for a fixed amount.")
+    combines_with_volume = models.BooleanField("combines with volume discount", default=True)
+    starts_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    max_redemptions = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: no limit.")
+    once_per_account = models.BooleanField("one use per account", default=False)
+    tiers = models.JSONField(default=list, blank=True, help_text="Empty: every tier.")
+    periods = models.JSONField(default=list, blank=True, help_text="Empty: every period.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [models.UniqueConstraint(Upper("code"), name="coupon_code_case_insensitive")]
+
+    def __str__(self) -> str:
+        return self.code
+
+    def clean(self):
+        self.code = normalize_code(self.code)
+        if self.kind == self.PERCENT and self.value is not None and not 1 <= self.value <= 100:
+            raise ValidationError({"value": "A percentage must be from 1 to 100."})
+        if self.starts_at and self.expires_at and self.expires_at <= self.starts_at:
+            raise ValidationError({"expires_at": "The expiry must come after the start."})
+
+    def save(self, *args, **kwargs):
+        self.code = normalize_code(self.code)
+        super().save(*args, **kwargs)
+
+
+def normalize_code(code: str) -> str:
+    """Coupon codes are case-insensitive and ignore surrounding spaces."""
+    return (code or "").strip().upper()
+
+
+class Purchase(models.Model):
+    """One completed license purchase; `token` makes a resubmitted form a no-op."""
+
+    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="purchases")
+    user = models.ForeignKey("accounts.User", on_delete=models.SET_NULL, null=True, related_name="+")
+    token = models.CharField(max_length=64, unique=True)
+    tier = models.CharField(max_length=10, choices=TIER_CHOICES)
+    period = models.CharField(max_length=10, choices=PERIOD_CHOICES)
+    quantity = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(100)])
+    coupon = models.ForeignKey(Coupon, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    total_due = models.DecimalField(max_digits=12, decimal_places=2)
+    invoice = models.OneToOneField("invoices.Invoice", on_delete=models.PROTECT, related_name="purchase")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} × {self.get_tier_display()} {self.period} ({self.account})"
+
+
+class CouponRedemption(models.Model):
+    """A coupon used by one completed purchase."""
+
+    coupon = models.ForeignKey(Coupon, on_delete=models.PROTECT, related_name="redemptions")
+    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="coupon_redemptions")
+    purchase = models.OneToOneField(Purchase, on_delete=models.PROTECT, related_name="redemption")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class LicenseQuerySet(models.QuerySet):
+    def active(self):
+        """Licenses that count as active: not expired (cancelling ones still count)."""
+        return self.exclude(status=License.EXPIRED)
+
+
+class License(models.Model):
+    """One device seat: runs one live event at a time until it expires."""
+
+    ACTIVE, PAST_DUE, EXPIRED = "active", "past_due", "expired"
+    STATUS_CHOICES = [(ACTIVE, "Active"), (PAST_DUE, "Past due"), (EXPIRED, "Expired")]
+
+    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="licenses")
+    purchase = models.ForeignKey(Purchase, on_delete=models.PROTECT, related_name="licenses")
+    tier = models.CharField(max_length=10, choices=TIER_CHOICES)
+    period = models.CharField(max_length=10, choices=PERIOD_CHOICES)
+    status = models.CharField(max_length=10, choices=STATUS_CHOICES, default=ACTIVE)
+    cancel_at_period_end = models.BooleanField(default=False)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    purchased_on = models.DateField()
+    # The current paid period: for a monthly license bought mid-cycle it starts
+    # at the cycle's anchor date, so "unused share" uses the whole cycle.
+    period_start = models.DateField()
+    period_end = models.DateField(help_text="The next billing date: renews or ends on.")
+    list_price = models.DecimalField(max_digits=10, decimal_places=2, help_text="List price when last charged.")
+    discount_rate = models.DecimalField(max_digits=4, decimal_places=2, default=Decimal("0.00"),
+                                        help_text="Volume discount rate it was last charged at.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = LicenseQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-purchased_on", "-id"]
+        indexes = [models.Index(fields=["account", "status"])]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.get_tier_display()} {self.period}"
+
+    @property
+    def display_status(self) -> str:
+        """Active, Cancelling, Past due or Expired, as the Licenses tab shows it."""
+        if self.status == self.ACTIVE and self.cancel_at_period_end:
+            return "Cancelling"
+        return self.get_status_display()
+
+    def as_active_license(self) -> pricing.ActiveLicense:
+        return pricing.ActiveLicense(
+            id=self.pk, tier=self.tier, period=self.period, list_price=self.list_price,
+            discount_rate=self.discount_rate, period_start=self.period_start, period_end=self.period_end,
+        )

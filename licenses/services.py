@@ -1,0 +1,176 @@
+"""License purchases, cancellation and undo; the DB side of the pricing service."""
+
+import datetime
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from accounts.models import Account
+from invoices.models import Invoice
+from invoices.services import invoice_issue
+from licenses.models import Coupon, CouponRedemption, License, PriceListEntry, Purchase, normalize_code
+from payments.models import CreditEntry
+from payments.services import account_lock, card_charge_default, charge_refund_quietly, credit_balance
+from pictor_billing import pricing
+
+
+class LicenseActionRefused(Exception):
+    """The license cannot be cancelled or un-cancelled in its current state."""
+
+
+def prices_in_force(day: datetime.date) -> dict[tuple[str, str], Decimal]:
+    """The list price of every (tier, period) on this day: the latest entry effective by then."""
+    prices = {}
+    for entry in PriceListEntry.objects.filter(effective_from__lte=day).order_by("-effective_from"):
+        prices.setdefault((entry.tier, entry.period), entry.unit_price)
+    return prices
+
+
+def coupon_terms(coupon: Coupon, account: Account) -> pricing.CouponTerms:
+    """The coupon's terms with its redemption counts, as the pricing service takes them."""
+    counts = coupon.redemptions.aggregate(total=Count("id"), mine=Count("id", filter=Q(account=account)))
+    return pricing.CouponTerms(
+        code=coupon.code, kind=coupon.kind, value=coupon.value, combines_with_volume=coupon.combines_with_volume,
+        starts_at=coupon.starts_at, expires_at=coupon.expires_at, max_redemptions=coupon.max_redemptions,
+        times_redeemed=counts["total"], once_per_account=coupon.once_per_account,
+        used_by_account=counts["mine"] > 0, tiers=frozenset(coupon.tiers), periods=frozenset(coupon.periods),
+    )
+
+
+def purchase_quote(
+    *, account: Account, tier: str, period: str, quantity: int, coupon_code: str = "",
+    now: datetime.datetime | None = None, lock: bool = False,
+) -> tuple[pricing.Quote, Coupon | None]:
+    """Quote a purchase from the account's current state; the preview and the purchase both call this.
+
+    With `lock`, the coupon row is locked too (the account must already be
+    locked), so a redemption limit holds when purchases race.
+    """
+    now = now or timezone.now()
+    code = normalize_code(coupon_code)
+    coupon = None
+    if code:
+        coupons = Coupon.objects.select_for_update() if lock else Coupon.objects
+        coupon = coupons.filter(code=code).first()
+    active = [lic.as_active_license() for lic in License.objects.filter(account=account).active()]
+    quote = pricing.quote_purchase(
+        prices=prices_in_force(now.date()), tier=tier, period=period, quantity=quantity,
+        active_licenses=active, coupon_code=code, coupon=coupon_terms(coupon, account) if coupon else None,
+        now=now, anchor_day=account.monthly_anchor_day, credit_balance=credit_balance(account),
+    )
+    return quote, coupon
+
+
+def purchase_description(quote: pricing.Quote) -> str:
+    plural = "s" if quote.quantity > 1 else ""
+    return f"{quote.quantity} {pricing.TIER_LABELS[quote.tier]} license{plural}, {quote.period}"
+
+
+def license_purchase(
+    *, account: Account, user, token: str, tier: str, period: str, quantity: int, coupon_code: str = "",
+    now: datetime.datetime | None = None,
+) -> tuple[Purchase, bool]:
+    """Buy licenses: re-quote, charge the default card, create licenses, redeem the coupon, issue the invoice.
+
+    All in one transaction under the account lock. `token` is the form's one-time
+    token: the same token again returns the first purchase and `False`
+    (nothing more is charged). Raises NoDefaultCard or PaymentDeclined, in
+    which case nothing is created.
+    """
+    now = now or timezone.now()
+    today = now.date()
+    charge = None
+    try:
+        with transaction.atomic():
+            account = account_lock(account)
+            done = Purchase.objects.filter(token=token, account=account).first()
+            if done is not None:
+                return done, False
+            quote, coupon = purchase_quote(account=account, tier=tier, period=period, quantity=quantity,
+                                           coupon_code=coupon_code, now=now, lock=True)
+            description = purchase_description(quote)
+            charge = card_charge_default(account=account, amount=quote.total_due,
+                                         idempotency_key=f"purchase:{token}", description=description)
+            invoice = invoice_issue(
+                account=account, kind=Invoice.PURCHASE, description=description, lines=quote.lines,
+                subtotal=quote.charged_base, discount_total=quote.volume_discount + quote.coupon_discount,
+                credit_applied=quote.credit_applied, total=quote.total_due, status=Invoice.PAID,
+                issued_on=today, charge=charge,
+            )
+            purchase = Purchase.objects.create(
+                account=account, user=user, token=token, tier=tier, period=period, quantity=quantity,
+                coupon=coupon if quote.coupon_applied else None, total_due=quote.total_due, invoice=invoice,
+            )
+            _licenses_create(account, purchase, quote, today)
+            _credit_record(account, quote, invoice)
+            if quote.coupon_applied:
+                CouponRedemption.objects.create(coupon=coupon, account=account, purchase=purchase)
+            if period == pricing.MONTHLY and account.monthly_anchor_day is None:
+                Account.objects.filter(pk=account.pk).update(monthly_anchor_day=quote.anchor_day)
+            return purchase, True
+    except Exception:
+        charge_refund_quietly(charge)
+        raise
+
+
+def _licenses_create(account: Account, purchase: Purchase, quote: pricing.Quote, today: datetime.date) -> None:
+    if quote.period == pricing.MONTHLY and quote.prorata_days is not None:
+        # Bought mid-cycle: its period is the whole cycle, so a later adjustment's
+        # "unused share" is measured the same way as for the others.
+        period_start = quote.renews_on - datetime.timedelta(days=quote.cycle_days)
+    else:
+        period_start = today
+    License.objects.bulk_create(
+        License(account=account, purchase=purchase, tier=quote.tier, period=quote.period, purchased_on=today,
+                period_start=period_start, period_end=quote.renews_on, list_price=quote.unit_price,
+                discount_rate=quote.volume_rate)
+        for _ in range(quote.quantity)
+    )
+    # Licenses already active now carry the new bracket's rate (SPEC: Volume discounts).
+    adjusted = [adjustment.license_id for adjustment in quote.adjustments]
+    if adjusted:
+        License.objects.filter(pk__in=adjusted, account=account).update(discount_rate=quote.volume_rate)
+
+
+def _credit_record(account: Account, quote: pricing.Quote, invoice: Invoice) -> None:
+    entries = []
+    if quote.volume_adjustment:
+        entries.append(CreditEntry(account=account, kind=CreditEntry.VOLUME_ADJUSTMENT,
+                                   amount=quote.volume_adjustment, invoice=invoice,
+                                   note=f"{len(quote.adjustments)} active licenses moved to the new bracket"))
+    if quote.credit_applied:
+        entries.append(CreditEntry(account=account, kind=CreditEntry.APPLIED, amount=-quote.credit_applied,
+                                   invoice=invoice, note=f"Applied to {invoice.number}"))
+    CreditEntry.objects.bulk_create(entries)
+
+
+@transaction.atomic
+def license_cancel(*, account: Account, license: License, now: datetime.datetime | None = None) -> License:
+    """Cancel at period end: the license stays active until its billing date, then expires."""
+    account_lock(account)
+    license = License.objects.select_for_update().get(pk=license.pk, account=account)
+    if license.status == License.EXPIRED:
+        raise LicenseActionRefused("This license has already expired.")
+    if license.cancel_at_period_end:
+        raise LicenseActionRefused("This license is already cancelled.")
+    license.cancel_at_period_end = True
+    license.cancelled_at = now or timezone.now()
+    license.save(update_fields=["cancel_at_period_end", "cancelled_at"])
+    return license
+
+
+@transaction.atomic
+def license_undo_cancel(*, account: Account, license: License) -> License:
+    """Undo a cancellation; possible until the license's billing date."""
+    account_lock(account)
+    license = License.objects.select_for_update().get(pk=license.pk, account=account)
+    if license.status == License.EXPIRED:
+        raise LicenseActionRefused("This license has expired; buy a new one instead.")
+    if not license.cancel_at_period_end:
+        raise LicenseActionRefused("This license is not cancelled.")
+    license.cancel_at_period_end = False
+    license.cancelled_at = None
+    license.save(update_fields=["cancel_at_period_end", "cancelled_at"])
+    return license

@@ -1,0 +1,100 @@
+"""The Payment tab: saved cards (add, make default, remove) and the billing details form."""
+
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.decorators import account_required
+from payments.forms import BillingDetailsForm, CardForm
+from payments.gateway import CardError
+from payments.models import Card
+from payments.services import CardRemovalRefused, card_add, card_make_default, card_remove
+from pictor_billing.htmx import render_htmx
+from pictor_billing.redirects import safe_next_url
+
+
+def _tab_context(request, **extra):
+    today = timezone.now().date()
+    cards = list(Card.objects.filter(account=request.account))
+    for card in cards:
+        card.flag = "expired" if card.is_expired(today) else "soon" if card.expires_soon(today) else ""
+    return {"tab": "payment", "cards": cards, "details_form": BillingDetailsForm(instance=request.account), **extra}
+
+
+@require_GET
+@account_required
+def payment_tab(request):
+    """Cards and billing details."""
+    return render_htmx(request, "payments/payment.html", _tab_context(request), partial="cards")
+
+
+@sensitive_post_parameters("number", "cvc")
+@require_http_methods(["GET", "POST"])
+@account_required
+def card_add_view(request):
+    """Add a card (the sandbox form); the first card becomes the default."""
+    form = CardForm(request.POST or None)
+    next_url = safe_next_url(request)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            card = card_add(account=request.account, number=data["number"], exp_month=data["exp_month"],
+                            exp_year=data["exp_year"], cvc=data["cvc"])
+        except CardError as error:
+            form.add_error(error.field, error.message)
+        else:
+            default = " It is your default card." if card.is_default else ""
+            messages.success(request, f"{card.brand} ending {card.last4} added.{default}")
+            return redirect(next_url or "payments:tab")
+    status = 400 if request.method == "POST" else 200
+    return render_htmx(request, "payments/card_add.html", {"form": form, "tab": "payment", "next": next_url},
+                       partial="modal", status=status)
+
+
+
+@require_POST
+@account_required
+def card_make_default_view(request, pk):
+    """Make this card the default for every charge."""
+    card = get_object_or_404(Card, pk=pk, account=request.account)
+    card_make_default(account=request.account, card=card)
+    messages.success(request, f"{card.brand} ending {card.last4} is now your default card.")
+    return _back_to_tab(request)
+
+
+@require_POST
+@account_required
+def card_remove_view(request, pk):
+    """Remove a card, unless active licenses still renew on it."""
+    card = get_object_or_404(Card, pk=pk, account=request.account)
+    try:
+        card_remove(account=request.account, card=card, today=timezone.now().date())
+    except CardRemovalRefused as refused:
+        messages.error(request, str(refused))
+        return _back_to_tab(request, status=409)
+    messages.success(request, f"{card.brand} ending {card.last4} removed.")
+    return _back_to_tab(request)
+
+
+def _back_to_tab(request, status=200):
+    if request.htmx:
+        return render_htmx(request, "payments/payment.html", _tab_context(request), partial="cards", status=status)
+    return redirect("payments:tab")
+
+
+@require_POST
+@account_required
+def billing_details_view(request):
+    """Save the billing name and address used on invoices issued from now on."""
+    form = BillingDetailsForm(request.POST, instance=request.account)
+    if form.is_valid():
+        form.save()
+        messages.success(request, "Billing details saved. New invoices will use them.")
+        if not request.htmx:
+            return redirect("payments:tab")
+        return render_htmx(request, "payments/payment.html", _tab_context(request, details_form=form),
+                           partial="details")
+    return render_htmx(request, "payments/payment.html", _tab_context(request, details_form=form),
+                       partial="details", status=400)

@@ -1,0 +1,30 @@
+"""One-time form tokens: a signed, account-bound nonce placed in a purchase form.
+
+Signing (Django's salted HMAC) stops a client inventing or borrowing a token;
+the unique `token` column on the purchase it creates makes it one-time, so a
+double click, a second tab or a browser retry completes the purchase once.
+"""
+
+import secrets
+
+from django.core import signing
+
+MAX_AGE_SECONDS = 24 * 60 * 60
+
+
+def form_token_new(*, account_id: int, salt: str) -> str:
+    """A fresh token for one form of this account."""
+    return signing.dumps([account_id, secrets.token_hex(16)], salt=salt, compress=False)
+
+
+def form_token_nonce(value: str, *, account_id: int, salt: str) -> str | None:
+    """The token's nonce if it is genuine, recent and this account's; None otherwise."""
+    if not value or len(value) > 200:
+        return None
+    try:
+        owner, nonce = signing.loads(value, salt=salt, max_age=MAX_AGE_SECONDS)
+    except (signing.BadSignature, ValueError, TypeError):
+        return None
+    if owner != account_id or not isinstance(nonce, str):
+        return None
+    return nonce

@@ -1,0 +1,12 @@
+// Modals: HTMX puts a <dialog> into #modal-root; open it, and remove it once closed.
+document.addEventListener("htmx:afterSwap", function (event) {
+  var dialog = document.querySelector("#modal-root > dialog:not([open])");
+  if (dialog) dialog.showModal();
+});
+document.addEventListener("click", function (event) {
+  var button = event.target.closest("[data-close-dialog]");
+  if (button) button.closest("dialog").close();
+});
+document.addEventListener("close", function (event) {
+  if (event.target.matches("#modal-root > dialog")) event.target.remove();
+}, true);

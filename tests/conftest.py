@@ -1,0 +1,63 @@
+"""Shared fixtures. Named users, as in healthchecks: alice owns an account, bob is on her team,
+charlie has an account of his own and no access to alice's."""
+
+import pytest
+from django.test import Client
+
+from payments.services import card_add
+from tests.factories import PASSWORD, AccountFactory, UserFactory, packages_seed, price_list_seed
+
+VISA = "4242424242424242"
+DECLINED = "4000000000000002"
+INSUFFICIENT = "4000000000009995"
+
+
+@pytest.fixture
+def prices(db):
+    price_list_seed()
+
+
+@pytest.fixture
+def packages(db):
+    return packages_seed()
+
+
+@pytest.fixture
+def alice_account(db):
+    return AccountFactory(name="Alice Events")
+
+
+@pytest.fixture
+def alice(alice_account):
+    return UserFactory(email="alice@example.com", account=alice_account)
+
+
+@pytest.fixture
+def bob(alice_account):
+    return UserFactory(email="bob@example.com", account=alice_account)
+
+
+@pytest.fixture
+def charlie(db):
+    return UserFactory(email="charlie@example.com", account=AccountFactory(name="Charlie Photo"))
+
+
+def add_card(account, number=VISA):
+    return card_add(account=account, number=number, exp_month=12, exp_year=2099, cvc="123")
+
+
+@pytest.fixture
+def alice_card(alice):
+    return add_card(alice.account)
+
+
+def logged_in(user) -> Client:
+    """A client logged in as `user` that enforces CSRF like a browser would."""
+    client = Client(enforce_csrf_checks=True)
+    assert client.login(email=user.email, password=PASSWORD)
+    return client
+
+
+@pytest.fixture
+def alice_client(alice):
+    return logged_in(alice)
