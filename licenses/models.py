@@ -168,8 +168,3 @@ class License(models.Model):
             return "Cancelling"
         return self.get_status_display()
 
-    def as_active_license(self) -> pricing.ActiveLicense:
-        return pricing.ActiveLicense(
-            id=self.pk, tier=self.tier, period=self.period, list_price=self.list_price,
-            discount_rate=self.discount_rate, period_start=self.period_start, period_end=self.period_end,
-        )

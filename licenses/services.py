@@ -16,6 +16,10 @@ from payments.services import account_lock, card_charge_default, charge_refund_q
 from pictor_billing import pricing
 
 
+# In pricing.ActiveLicense's field order: one query, no model instances, however many licenses.
+ACTIVE_LICENSE_FIELDS = ("id", "tier", "period", "list_price", "discount_rate", "period_start", "period_end")
+
+
 class LicenseActionRefused(Exception):
     """The license cannot be cancelled or un-cancelled in its current state."""
 
@@ -54,7 +58,8 @@ def purchase_quote(
     if code:
         coupons = Coupon.objects.select_for_update() if lock else Coupon.objects
         coupon = coupons.filter(code=code).first()
-    active = [lic.as_active_license() for lic in License.objects.filter(account=account).active()]
+    active = [pricing.ActiveLicense(*row) for row in
+              License.objects.filter(account=account).active().values_list(*ACTIVE_LICENSE_FIELDS)]
     quote = pricing.quote_purchase(
         prices=prices_in_force(now.date()), tier=tier, period=period, quantity=quantity,
         active_licenses=active, coupon_code=code, coupon=coupon_terms(coupon, account) if coupon else None,

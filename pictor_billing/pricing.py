@@ -225,8 +225,8 @@ def _volume_adjustments(
             continue
         # Multiply first and divide once: a share such as 1/30 rounded to 28 digits first
         # turns an exact half cent (15% x 149.00 x 1/30 = 0.745) into 0.7449... -> 0.74.
-        days_used = min(days_left, days_in_period)
-        amount = to_money((new_rate - lic.discount_rate) * lic.list_price * days_used / days_in_period)
+        days_unused = min(days_left, days_in_period)
+        amount = to_money((new_rate - lic.discount_rate) * lic.list_price * days_unused / days_in_period)
         if amount > 0:
             adjustments.append(LicenseAdjustment(lic.id, lic.discount_rate, new_rate, amount))
     return tuple(adjustments)

@@ -39,7 +39,11 @@ PRICES = {
 
 
 @pytest.fixture
-def prices():
+def list_prices():
+    """SPEC's price list, a fresh copy per test (a test may change a price).
+
+    Not named `prices`: tests/conftest.py has a `prices` fixture that seeds the database.
+    """
     return dict(PRICES)
 
 
@@ -63,14 +67,17 @@ def coupon(kind=PERCENT, value="20", combines=True, code="SAVE", **terms):
     return CouponTerms(code=code, kind=kind, value=D(value), combines_with_volume=combines, **terms)
 
 
-def quote(prices, **choice):
+def quote(list_prices, **choice):
     """Quote a purchase; by default one Basic monthly license on the account's anchor date."""
     args = {
         "tier": BASIC, "period": MONTHLY, "quantity": 1, "active_licenses": (),
         "now": at(2027, 3, 15), "anchor_day": 15,
     }
     args.update(choice)
-    return quote_purchase(prices=prices, **args)
+    return quote_purchase(prices=list_prices, **args)
+
+
+RATES = {"volume_rate", "next_bracket_rate"}  # not money: not held to two decimals
 
 
 def check(q, **expected):
@@ -84,9 +91,6 @@ def check(q, **expected):
             wrong[field] = (got, want)
     assert not wrong, "field: (got, expected) " + repr(wrong)
     assert sum((line.amount for line in q.lines), D("0")) == q.total_due, q.lines
-
-
-RATES = {"volume_rate", "next_bracket_rate"}
 
 
 def lines_of(q, kind):
@@ -169,15 +173,15 @@ BRACKETS = [
 
 @pytest.mark.parametrize(("active_count", "active_rate", "quantity", "expected"), BRACKETS)
 def test_volume_bracket_is_set_by_the_active_count_after_the_purchase(
-    prices, active_count, active_rate, quantity, expected
+    list_prices, active_count, active_rate, quantity, expected
 ):
     active = licenses(active_count, rate=active_rate, **TODAY_PERIOD)
-    q = quote(prices, quantity=quantity, active_licenses=active)
+    q = quote(list_prices, quantity=quantity, active_licenses=active)
     check(q, **expected)
 
 
-def test_four_active_plus_one_reaches_ten_percent(prices):
-    q = quote(prices, active_licenses=licenses(4, **TODAY_PERIOD))
+def test_four_active_plus_one_reaches_ten_percent(list_prices):
+    q = quote(list_prices, active_licenses=licenses(4, **TODAY_PERIOD))
     assert q.volume_rate == D("0.10")
     assert q.volume_discount == D("4.90")
     [line] = lines_of(q, "volume_discount")
@@ -185,12 +189,12 @@ def test_four_active_plus_one_reaches_ten_percent(prices):
     assert line.description == "Volume discount 10% (5 active licenses)"
 
 
-def test_nine_active_plus_one_reaches_fifteen_percent(prices):
-    q = quote(prices, active_licenses=licenses(9, rate="0.10", **TODAY_PERIOD))
+def test_nine_active_plus_one_reaches_fifteen_percent(list_prices):
+    q = quote(list_prices, active_licenses=licenses(9, rate="0.10", **TODAY_PERIOD))
     assert (q.volume_rate, q.volume_discount, q.next_bracket_gap) == (D("0.15"), D("7.35"), None)
 
 
-def test_active_licenses_of_every_tier_and_period_count_and_are_credited_at_their_own_price(prices):
+def test_active_licenses_of_every_tier_and_period_count_and_are_credited_at_their_own_price(list_prices):
     # Mar 20 2027, anchor 15: a Basic monthly license is pro-rated 26 of 31 days
     # (Mar 15 -> Apr 15): 49.00 x 26/31 = 41.0967... -> 41.10, adjustment -7.90.
     # 4 active + 1 = 5 -> 10%: 41.10 x 10% = 4.11; left 36.99.
@@ -198,7 +202,7 @@ def test_active_licenses_of_every_tier_and_period_count_and_are_credited_at_thei
     pro_monthly = licenses(1, tier=PRO, start=date(2027, 3, 15), end=date(2027, 4, 15), first_id=2)
     basic_annual = licenses(1, period=ANNUAL, start=date(2026, 12, 1), end=date(2027, 12, 1), first_id=3)
     basic_monthly_at_ten = licenses(1, rate="0.10", start=date(2027, 3, 15), end=date(2027, 4, 15), first_id=4)
-    q = quote(prices, now=at(2027, 3, 20),
+    q = quote(list_prices, now=at(2027, 3, 20),
               active_licenses=premium_annual + pro_monthly + basic_annual + basic_monthly_at_ten)
     # Credits: 10% x 1490.00 x 103/365 = 42.0465... -> 42.05 (Mar 20 -> Jul 1 2027 is 103 days)
     #          10% x   99.00 x  26/31  =  8.3032... ->  8.30
@@ -241,40 +245,40 @@ ADJUSTMENT_ROUNDING = [
     ADJUSTMENT_ROUNDING,
 )
 def test_volume_adjustment_is_rounded_half_up_per_license(
-    prices, now, start, end, active_tier, active_rate, active_count, tier, quantity, expected, each
+    list_prices, now, start, end, active_tier, active_rate, active_count, tier, quantity, expected, each
 ):
     active = licenses(active_count, tier=active_tier, rate=active_rate, start=start, end=end)
-    q = quote(prices, tier=tier, quantity=quantity, now=now, active_licenses=active)
+    q = quote(list_prices, tier=tier, quantity=quantity, now=now, active_licenses=active)
     check(q, **expected)
     assert [a.amount for a in q.adjustments] == [D(each)] * active_count
     [line] = lines_of(q, "volume_adjustment")  # one line per (old rate, credit)
     assert (line.quantity, line.unit_price, line.amount) == (active_count, -D(each), -D(each) * active_count)
 
 
-def test_licenses_already_at_the_new_rate_get_no_adjustment(prices):
+def test_licenses_already_at_the_new_rate_get_no_adjustment(list_prices):
     at_ten = licenses(4, rate="0.10", **TODAY_PERIOD)
     at_fifteen = licenses(2, rate="0.15", first_id=10, **TODAY_PERIOD)
-    q = quote(prices, active_licenses=at_ten + at_fifteen)  # 6 + 1 = 7 -> 10%
+    q = quote(list_prices, active_licenses=at_ten + at_fifteen)  # 6 + 1 = 7 -> 10%
     check(q, volume_rate="0.10", volume_adjustment="0.00", credit_applied="0.00", total_due="44.10")
     assert q.adjustments == ()
     assert lines_of(q, "volume_adjustment") == []
 
 
-def test_only_licenses_below_the_new_rate_are_credited(prices):
+def test_only_licenses_below_the_new_rate_are_credited(list_prices):
     # 5 at 15% and 4 at 10% + buy 1 -> 10 -> 15%: only the four at 10% get 5% x 49.00 = 2.45.
-    q = quote(prices, active_licenses=licenses(5, rate="0.15", **TODAY_PERIOD)
+    q = quote(list_prices, active_licenses=licenses(5, rate="0.15", **TODAY_PERIOD)
               + licenses(4, rate="0.10", first_id=6, **TODAY_PERIOD))
     check(q, volume_rate="0.15", volume_adjustment="9.80", total_due="31.85")  # 41.65 - 9.80
     assert sorted(a.license_id for a in q.adjustments) == [6, 7, 8, 9]
 
 
-def test_unused_volume_adjustment_is_carried_to_the_credit_balance(prices):
+def test_unused_volume_adjustment_is_carried_to_the_credit_balance(list_prices):
     # 9 Premium annual licenses at 10%, renewed today (Mar 15 2027 -> Mar 15 2028, 366 of 366
     # days left): each is credited 5% x 1490.00 = 74.50, 670.50 in all. Buying 1 Basic monthly
     # -> 10 -> 15%: 49.00 - 7.35 = 41.65 is all the credit can pay; 628.85 is carried.
     # The 100.00 already in the balance is not touched.
     active = licenses(9, tier=PREMIUM, period=ANNUAL, rate="0.10", start=date(2027, 3, 15), end=date(2028, 3, 15))
-    q = quote(prices, active_licenses=active, credit_balance=D("100.00"))
+    q = quote(list_prices, active_licenses=active, credit_balance=D("100.00"))
     check(q, volume_adjustment="670.50", credit_balance="100.00", credit_applied="41.65",
           total_due="0.00", credit_balance_after="728.85")
     assert [(line.kind, line.amount) for line in q.lines] == [
@@ -300,16 +304,18 @@ LIST_PRICES = [
 
 
 @pytest.mark.parametrize(("tier", "period", "quantity", "unit", "subtotal", "description"), LIST_PRICES)
-def test_list_subtotal_is_the_period_price_times_quantity(prices, tier, period, quantity, unit, subtotal, description):
-    q = quote(prices, tier=tier, period=period, quantity=quantity)
+def test_list_subtotal_is_the_period_price_times_quantity(
+    list_prices, tier, period, quantity, unit, subtotal, description
+):
+    q = quote(list_prices, tier=tier, period=period, quantity=quantity)
     check(q, unit_price=unit, list_subtotal=subtotal, charged_base=subtotal, total_due=subtotal)
     assert q.lines[0].kind == "item"
     assert (q.lines[0].description, q.lines[0].quantity, q.lines[0].unit_price) == (description, quantity, D(unit))
 
 
-def test_prices_come_from_the_data_passed_in(prices):
-    prices[(PRO, MONTHLY)] = D("109.00")
-    assert quote(prices, tier=PRO, quantity=2).list_subtotal == D("218.00")
+def test_prices_come_from_the_data_passed_in(list_prices):
+    list_prices[(PRO, MONTHLY)] = D("109.00")
+    assert quote(list_prices, tier=PRO, quantity=2).list_subtotal == D("218.00")
 
 
 # --- Coupons ------------------------------------------------------------------------------------
@@ -369,8 +375,8 @@ COUPONS = [
 
 
 @pytest.mark.parametrize(("terms", "quantity", "expected"), COUPONS)
-def test_coupon_discount(prices, terms, quantity, expected):
-    q = quote(prices, tier=PRO, quantity=quantity, coupon_code="SAVE", coupon=terms)
+def test_coupon_discount(list_prices, terms, quantity, expected):
+    q = quote(list_prices, tier=PRO, quantity=quantity, coupon_code="SAVE", coupon=terms)
     check(q, **expected)
     coupon_lines = lines_of(q, "coupon")
     if q.coupon_applied:
@@ -382,15 +388,15 @@ def test_coupon_discount(prices, terms, quantity, expected):
     assert bool(lines_of(q, "volume_discount")) == (q.volume_discount > 0)
 
 
-def test_combinable_coupon_applies_to_the_pro_rated_base(prices):
+def test_combinable_coupon_applies_to_the_pro_rated_base(list_prices):
     # Mar 20 2027, anchor 15: 5 Pro monthly = 495.00 x 26/31 = 415.1612... -> 415.16;
     # 10% = 41.516 -> 41.52; left 373.64; 20% = 74.728 -> 74.73; total 298.91.
-    q = quote(prices, tier=PRO, quantity=5, now=at(2027, 3, 20), coupon_code="SAVE", coupon=coupon())
+    q = quote(list_prices, tier=PRO, quantity=5, now=at(2027, 3, 20), coupon_code="SAVE", coupon=coupon())
     check(q, charged_base="415.16", volume_discount="41.52", coupon_discount="74.73", total_due="298.91")
 
 
-def test_no_coupon_code_means_no_coupon_message(prices):
-    q = quote(prices, tier=PRO, quantity=5)
+def test_no_coupon_code_means_no_coupon_message(list_prices):
+    q = quote(list_prices, tier=PRO, quantity=5)
     check(q, coupon_code="", coupon_applied=False, coupon_discount="0.00", coupon_message="", total_due="445.50")
 
 
@@ -415,8 +421,8 @@ COUPON_PROBLEMS = [
 
 
 @pytest.mark.parametrize(("code", "terms", "message"), COUPON_PROBLEMS)
-def test_invalid_coupon_gives_no_discount_says_why_and_the_order_is_still_priced(prices, code, terms, message):
-    q = quote(prices, tier=PRO, quantity=5, coupon_code=code, coupon=terms)
+def test_invalid_coupon_gives_no_discount_says_why_and_the_order_is_still_priced(list_prices, code, terms, message):
+    q = quote(list_prices, tier=PRO, quantity=5, coupon_code=code, coupon=terms)
     check(q, coupon_code=code, coupon_applied=False, coupon_discount="0.00", coupon_message=message,
           list_subtotal="495.00", volume_discount="49.50", total_due="445.50")
     assert lines_of(q, "coupon") == []
@@ -432,8 +438,8 @@ COUPONS_JUST_VALID = [
 
 
 @pytest.mark.parametrize("terms", COUPONS_JUST_VALID)
-def test_coupon_on_the_edge_of_its_limits_still_applies(prices, terms):
-    q = quote(prices, tier=PRO, quantity=5, coupon_code="SAVE", coupon=terms)
+def test_coupon_on_the_edge_of_its_limits_still_applies(list_prices, terms):
+    q = quote(list_prices, tier=PRO, quantity=5, coupon_code="SAVE", coupon=terms)
     check(q, coupon_applied=True, coupon_discount="89.10", total_due="356.40", coupon_message="SAVE: 20% off")
 
 
@@ -482,8 +488,8 @@ PRORATA = [
 
 
 @pytest.mark.parametrize(("day", "anchor", "days", "charged", "renews_on"), PRORATA)
-def test_monthly_purchase_is_pro_rated_to_the_anchor(prices, day, anchor, days, charged, renews_on):
-    q = quote(prices, now=at(day.year, day.month, day.day), anchor_day=anchor)
+def test_monthly_purchase_is_pro_rated_to_the_anchor(list_prices, day, anchor, days, charged, renews_on):
+    q = quote(list_prices, now=at(day.year, day.month, day.day), anchor_day=anchor)
     adjustment = str(D(charged) - D("49.00"))
     prorata_days, cycle_days = days or (None, None)
     check(q, list_subtotal="49.00", charged_base=charged, prorata_adjustment=adjustment, total_due=charged,
@@ -495,22 +501,22 @@ def test_monthly_purchase_is_pro_rated_to_the_anchor(prices, day, anchor, days, 
         assert prorata_lines[0].amount == D(adjustment)
 
 
-def test_prorata_line_says_how_many_days_until_when(prices):
-    q = quote(prices, now=at(2028, 2, 15), anchor_day=30)
+def test_prorata_line_says_how_many_days_until_when(list_prices):
+    q = quote(list_prices, now=at(2028, 2, 15), anchor_day=30)
     [line] = lines_of(q, "prorata")
     assert line.description == "Pro-rata: 14 of 30 days until Feb 29"
     assert line.amount == D("-26.13")  # 22.87 - 49.00
 
 
-def test_prorata_scales_the_whole_subtotal_once(prices):
+def test_prorata_scales_the_whole_subtotal_once(list_prices):
     # 2 Pro monthly on Mar 20, anchor 15: 198.00 x 26/31 = 166.0645... -> 166.06
-    q = quote(prices, tier=PRO, quantity=2, now=at(2027, 3, 20))
+    q = quote(list_prices, tier=PRO, quantity=2, now=at(2027, 3, 20))
     check(q, charged_base="166.06", prorata_adjustment="-31.94", total_due="166.06")
 
 
-def test_purchase_time_of_day_does_not_matter_only_the_utc_date(prices):
-    early = quote(prices, now=datetime(2027, 3, 20, 0, 0, tzinfo=UTC))
-    late = quote(prices, now=datetime(2027, 3, 20, 23, 59, 59, tzinfo=UTC))
+def test_purchase_time_of_day_does_not_matter_only_the_utc_date(list_prices):
+    early = quote(list_prices, now=datetime(2027, 3, 20, 0, 0, tzinfo=UTC))
+    late = quote(list_prices, now=datetime(2027, 3, 20, 23, 59, 59, tzinfo=UTC))
     assert early.charged_base == late.charged_base == D("41.10")
 
 
@@ -523,8 +529,8 @@ ANNUAL_RENEWALS = [
 
 
 @pytest.mark.parametrize(("day", "anchor", "renews_on"), ANNUAL_RENEWALS)
-def test_annual_purchase_is_never_pro_rated_and_renews_a_year_later(prices, day, anchor, renews_on):
-    q = quote(prices, period=ANNUAL, quantity=2, now=at(day.year, day.month, day.day), anchor_day=anchor)
+def test_annual_purchase_is_never_pro_rated_and_renews_a_year_later(list_prices, day, anchor, renews_on):
+    q = quote(list_prices, period=ANNUAL, quantity=2, now=at(day.year, day.month, day.day), anchor_day=anchor)
     check(q, list_subtotal="980.00", charged_base="980.00", prorata_adjustment="0.00", prorata_days=None,
           cycle_days=None, renews_on=renews_on, anchor_day=anchor, total_due="980.00")
 
@@ -553,24 +559,24 @@ def _half_cent_prorata_case():
 HALF_CENT_PRICE, HALF_CENT_DAY, HALF_CENT_EXACT = _half_cent_prorata_case()
 
 
-def test_prorata_landing_on_half_a_cent_rounds_up_found_by_search(prices):
-    prices[(BASIC, MONTHLY)] = HALF_CENT_PRICE
-    q = quote(prices, now=at(HALF_CENT_DAY.year, HALF_CENT_DAY.month, HALF_CENT_DAY.day))
+def test_prorata_landing_on_half_a_cent_rounds_up_found_by_search(list_prices):
+    list_prices[(BASIC, MONTHLY)] = HALF_CENT_PRICE
+    q = quote(list_prices, now=at(HALF_CENT_DAY.year, HALF_CENT_DAY.month, HALF_CENT_DAY.day))
     assert q.prorata_days is not None
     assert Fraction(q.charged_base) == HALF_CENT_EXACT + Fraction(5, 1000)
 
 
-def test_prorata_of_12_475_rounds_up_to_12_48(prices):
+def test_prorata_of_12_475_rounds_up_to_12_48(list_prices):
     # A Basic price of 49.90, anchor 15, bought Mar 8 2027: 7 of 28 days (Feb 15 -> Mar 15).
     # 49.90 x 7/28 = 12.475 exactly -> 12.48.
-    prices[(BASIC, MONTHLY)] = D("49.90")
-    q = quote(prices, now=at(2027, 3, 8))
+    list_prices[(BASIC, MONTHLY)] = D("49.90")
+    q = quote(list_prices, now=at(2027, 3, 8))
     check(q, prorata_days=7, cycle_days=28, charged_base="12.48", prorata_adjustment="-37.42", total_due="12.48")
 
 
-def test_volume_discount_of_half_a_cent_rounds_up(prices):
+def test_volume_discount_of_half_a_cent_rounds_up(list_prices):
     # 5 Basic monthly on Mar 10 2027, anchor 15: 245.00 x 5/28 = 43.75; 10% = 4.375 -> 4.38.
-    q = quote(prices, quantity=5, now=at(2027, 3, 10))
+    q = quote(list_prices, quantity=5, now=at(2027, 3, 10))
     check(q, charged_base="43.75", volume_discount="4.38", total_due="39.37")
 
 
@@ -590,30 +596,30 @@ CREDIT = [
 
 
 @pytest.mark.parametrize(("balance", "expected"), CREDIT)
-def test_credit_balance_is_applied_last_and_never_more_than_what_is_left(prices, balance, expected):
-    q = quote(prices, tier=PRO, quantity=5, credit_balance=D(balance))
+def test_credit_balance_is_applied_last_and_never_more_than_what_is_left(list_prices, balance, expected):
+    q = quote(list_prices, tier=PRO, quantity=5, credit_balance=D(balance))
     check(q, credit_balance=balance, volume_discount="49.50", **expected)
     credit_lines = lines_of(q, "credit_applied")
     assert [line.amount for line in credit_lines] == ([-D(expected["credit_applied"])] if D(balance) else [])
     assert q.lines[-1].kind == ("credit_applied" if D(balance) else "volume_discount")
 
 
-def test_credit_balance_is_applied_after_the_coupon(prices):
+def test_credit_balance_is_applied_after_the_coupon(list_prices):
     # 445.50 - 20% (89.10) = 356.40, then 50.00 of credit -> 306.40
-    q = quote(prices, tier=PRO, quantity=5, coupon_code="SAVE", coupon=coupon(), credit_balance=D("50.00"))
+    q = quote(list_prices, tier=PRO, quantity=5, coupon_code="SAVE", coupon=coupon(), credit_balance=D("50.00"))
     check(q, coupon_discount="89.10", credit_applied="50.00", total_due="306.40")
 
 
-def test_nothing_left_after_a_free_coupon_leaves_the_credit_untouched(prices):
-    q = quote(prices, tier=PRO, quantity=5, coupon_code="SAVE", coupon=coupon(PERCENT, "100"),
+def test_nothing_left_after_a_free_coupon_leaves_the_credit_untouched(list_prices):
+    q = quote(list_prices, tier=PRO, quantity=5, coupon_code="SAVE", coupon=coupon(PERCENT, "100"),
               credit_balance=D("50.00"))
     check(q, credit_applied="0.00", total_due="0.00", credit_balance_after="50.00")
     assert lines_of(q, "credit_applied") == []
 
 
-def test_volume_adjustment_is_used_before_the_balance_and_the_balance_pays_the_rest(prices):
+def test_volume_adjustment_is_used_before_the_balance_and_the_balance_pays_the_rest(list_prices):
     # 4 active + 1 -> 10%: 44.10 left; the 19.60 adjustment is used first, 24.50 of the 50.00 balance next.
-    q = quote(prices, active_licenses=licenses(4, **TODAY_PERIOD), credit_balance=D("50.00"))
+    q = quote(list_prices, active_licenses=licenses(4, **TODAY_PERIOD), credit_balance=D("50.00"))
     check(q, volume_adjustment="19.60", credit_applied="44.10", total_due="0.00", credit_balance_after="25.50")
     assert [(line.kind, line.amount) for line in q.lines] == [
         ("item", D("49.00")),
@@ -638,9 +644,9 @@ NEXT_BRACKET = [
 
 
 @pytest.mark.parametrize(("active_count", "quantity", "gap", "rate"), NEXT_BRACKET)
-def test_next_bracket_gap(prices, active_count, quantity, gap, rate):
+def test_next_bracket_gap(list_prices, active_count, quantity, gap, rate):
     active = licenses(active_count, rate="0.15", **TODAY_PERIOD)
-    q = quote(prices, quantity=quantity, active_licenses=active)
+    q = quote(list_prices, quantity=quantity, active_licenses=active)
     assert q.next_bracket_gap == gap
     assert q.next_bracket_rate == (D(rate) if rate else None)
 
@@ -663,17 +669,17 @@ REFUSED = [
 
 
 @pytest.mark.parametrize("choice", REFUSED)
-def test_invalid_choice_is_refused_with_a_pricing_error(prices, choice):
+def test_invalid_choice_is_refused_with_a_pricing_error(list_prices, choice):
     with pytest.raises(PricingError):
-        quote(prices, **choice)
+        quote(list_prices, **choice)
 
 
-def test_missing_price_is_a_pricing_error(prices):
-    del prices[(PREMIUM, ANNUAL)]
+def test_missing_price_is_a_pricing_error(list_prices):
+    del list_prices[(PREMIUM, ANNUAL)]
     with pytest.raises(PricingError):
-        quote(prices, tier=PREMIUM, period=ANNUAL)
+        quote(list_prices, tier=PREMIUM, period=ANNUAL)
 
 
-def test_quantity_limits_are_accepted(prices):
-    assert quote(prices, quantity=1).list_subtotal == D("49.00")
-    assert quote(prices, quantity=100).list_subtotal == D("4900.00")
+def test_quantity_limits_are_accepted(list_prices):
+    assert quote(list_prices, quantity=1).list_subtotal == D("49.00")
+    assert quote(list_prices, quantity=100).list_subtotal == D("4900.00")

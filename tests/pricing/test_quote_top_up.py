@@ -22,7 +22,8 @@ TOP_UPS = [
 def test_top_up_uses_the_credit_balance_first(package, tokens, price, balance, applied, total):
     q = quote_top_up(package_name=package, tokens=tokens, price=D(price), credit_balance=D(balance))
     assert (q.package_name, q.tokens) == (package, tokens)
-    assert (q.list_subtotal, q.credit_balance, q.credit_applied, q.total_due) == (D(price), D(balance), D(applied), D(total))
+    figures = (q.list_subtotal, q.credit_balance, q.credit_applied, q.total_due)
+    assert figures == (D(price), D(balance), D(applied), D(total))
     assert sum(line.amount for line in q.lines) == q.total_due
     assert q.lines[0].kind == "item"
     assert q.lines[0].amount == D(price)
