@@ -2,6 +2,7 @@
 
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
+from django.db.models.functions import Lower
 
 
 class Account(models.Model):
@@ -38,7 +39,7 @@ class UserManager(BaseUserManager):
     use_in_migrations = True
 
     def create_user(self, email, password=None, **extra):
-        email = self.normalize_email(email)
+        email = email.strip().lower()
         user = self.model(email=email, **extra)
         user.set_password(password)
         user.save(using=self._db)
@@ -66,5 +67,13 @@ class User(AbstractUser):
 
     objects = UserManager()
 
+    class Meta:
+        constraints = [models.UniqueConstraint(Lower("email"), name="user_email_case_insensitive")]
+
     def __str__(self) -> str:
         return self.email
+
+    def save(self, *args, **kwargs):
+        # One address, one user: stored lower-case, as log in matches it.
+        self.email = (self.email or "").strip().lower()
+        super().save(*args, **kwargs)

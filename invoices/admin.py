@@ -31,6 +31,7 @@ class InvoiceAdmin(ReadOnlyAdmin):
     list_filter = ["status", "kind", "year"]
     search_fields = ["number", "buyer_name", "account__name"]
     date_hierarchy = "issued_on"
+    readonly_fields = ["pdf_link"]
     inlines = [InvoiceLineInline]
 
     @admin.display(description="PDF")

@@ -26,6 +26,7 @@ from pictor_billing.form_tokens import form_token_new, form_token_nonce
 from pictor_billing.htmx import render_htmx
 
 TOKEN_SALT = "licenses.purchase"
+NOT_ON_SALE = "This license is not on sale right now. Choose another tier or period."
 
 
 @require_GET
@@ -57,11 +58,16 @@ def _tier_cards(today):
 
 
 def _quote_or_none(request, form):
+    """The quote for a valid form; None (with the reason added to the form) otherwise."""
     if not form.is_valid():
         return None
     data = form.cleaned_data
-    quote, _ = purchase_quote(account=request.account, tier=data["tier"], period=data["period"],
-                              quantity=data["quantity"], coupon_code=data["coupon"])
+    try:
+        quote, _ = purchase_quote(account=request.account, tier=data["tier"], period=data["period"],
+                                  quantity=data["quantity"], coupon_code=data["coupon"])
+    except pricing.PricingError:
+        form.add_error("tier", NOT_ON_SALE)
+        return None
     return quote
 
 
@@ -93,7 +99,8 @@ def _purchase(request):
                                 status=400)
     nonce = form_token_nonce(form.cleaned_data["token"], account_id=request.account.pk, salt=TOKEN_SALT)
     if nonce is None:
-        return _purchase_failed(request, form, "This form has expired. Review the order and try again.", status=400)
+        return _purchase_failed(request, form, "This form has expired. Review the order and try again.",
+                                status=400, fresh_token=True)
     data = form.cleaned_data
     try:
         purchase, created = license_purchase(account=request.account, user=request.user, token=nonce,
@@ -101,6 +108,8 @@ def _purchase(request):
                                              quantity=data["quantity"], coupon_code=data["coupon"])
     except NoDefaultCard:
         return _purchase_failed(request, form, "Add a card before buying licenses. Nothing was charged.", status=402)
+    except pricing.PricingError:
+        return _purchase_failed(request, form, f"{NOT_ON_SALE} Nothing was charged.", status=400)
     except PaymentDeclined as declined:
         return _purchase_failed(request, form, f"{declined.reason} Nothing was charged.", status=402)
     if created:
@@ -114,9 +123,12 @@ def _purchase(request):
     return redirect("licenses:list")
 
 
-def _purchase_failed(request, form, error, *, status):
-    if "token" in form.errors or not form.data.get("token"):
-        form = PurchaseForm(form.data.copy())
+def _purchase_failed(request, form, error, *, status, fresh_token=False):
+    if fresh_token or not form.data.get("token"):
+        # A refused or missing token would refuse every retry too: hand out a new one.
+        data = form.data.copy()
+        data["token"] = form_token_new(account_id=request.account.pk, salt=TOKEN_SALT)
+        form = PurchaseForm(data)
     context = _modal_context(request, form, _quote_or_none(request, form), error)
     return render_htmx(request, "licenses/add.html", context, partial="purchase_form", status=status)
 
@@ -165,6 +177,9 @@ def license_undo_cancel_view(request, pk):
 def _to_list_or_row(request, license, status=200):
     if request.htmx and request.htmx.target == f"license-{license.pk}":
         return render_htmx(request, "licenses/list.html", {"license": license}, partial="row", status=status)
+    if status != 200:  # a refusal: show it on the page, with its 4xx
+        licenses = License.objects.filter(account=request.account)
+        return render_htmx(request, "licenses/list.html", {"licenses": licenses, "tab": "licenses"}, status=status)
     return redirect("licenses:list")
 
 

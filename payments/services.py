@@ -92,6 +92,9 @@ def card_charge_default(*, account: Account, amount: Decimal, idempotency_key: s
     card = default_card(account)
     if card is None:
         raise NoDefaultCard("Add a card to pay.")
+    if card.is_expired(datetime.date.today()):
+        # The processor would decline it anyway; say why in our own words.
+        raise PaymentDeclined("Your default card has expired. Add a card or make another one the default.")
     if amount <= ZERO:
         return None
     key = f"{idempotency_key}:{card.pk}"

@@ -79,7 +79,7 @@ def card_remove_view(request, pk):
 
 
 def _back_to_tab(request, status=200):
-    if request.htmx:
+    if request.htmx or status != 200:  # a refusal is shown on the page, with its 4xx
         return render_htmx(request, "payments/payment.html", _tab_context(request), partial="cards", status=status)
     return redirect("payments:tab")
 

@@ -12,6 +12,12 @@ DECLINED = "4000000000000002"
 INSUFFICIENT = "4000000000009995"
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """PBKDF2's many rounds cost most of a second per user; the tests create and log in many."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def prices(db):
     price_list_seed()

@@ -40,7 +40,7 @@ def top_up(request):
         return _failed(request, form, "Choose a package. Nothing was charged.", 400)
     nonce = form_token_nonce(form.cleaned_data["token"], account_id=request.account.pk, salt=TOKEN_SALT)
     if nonce is None:
-        return _failed(request, form, "This form has expired. Choose the package again.", 400)
+        return _failed(request, form, "This form has expired. Choose the package again.", 400, fresh_token=True)
     try:
         result, created = tokens_top_up(account=request.account, package=form.cleaned_data["package"], token=nonce)
     except NoDefaultCard:
@@ -57,8 +57,9 @@ def top_up(request):
 
 
 
-def _failed(request, form, error, status):
-    if not form.data.get("token"):
+def _failed(request, form, error, status, fresh_token=False):
+    if fresh_token or not form.data.get("token"):
+        # A refused or missing token would refuse every retry too: hand out a new one.
         data = form.data.copy()
         data["token"] = form_token_new(account_id=request.account.pk, salt=TOKEN_SALT)
         form = TopUpForm(data)

@@ -1,0 +1,110 @@
+"""Small helpers shared by the view tests: CSRF-honest posts, form tokens, and a snapshot of the books.
+
+Every POST goes through the CSRF-enforcing client from conftest's `logged_in`, with the token a browser
+would send (the csrftoken cookie echoed in the X-CSRFToken header, as base.html's hx-headers does).
+"""
+
+import re
+import uuid
+from decimal import Decimal
+
+from invoices.models import Invoice, InvoiceSequence
+from licenses.models import CouponRedemption, License, Purchase
+from licenses.services import license_purchase
+from payments.models import Card, Charge, CreditEntry
+from tokens.models import TokenEntry, TopUp
+
+ADD_URL = "/billing/licenses/add/"
+SUMMARY_URL = "/billing/licenses/summary/"
+TOP_UP_URL = "/billing/tokens/top-up/"
+HTMX = {"HX-Request": "true"}
+
+
+def csrf_token(client) -> str:
+    """The CSRF token this client's browser would send, fetching a page that sets the cookie if needed."""
+    if "csrftoken" not in client.cookies:
+        for url in ("/billing/licenses/", "/login/"):
+            client.get(url)
+            if "csrftoken" in client.cookies:
+                break
+    return client.cookies["csrftoken"].value
+
+
+def post(client, url, data=None, *, htmx=False, target=None, follow=False):
+    """POST as the page's form would: with the CSRF token, and as HTMX when asked."""
+    headers = {"X-CSRFToken": csrf_token(client)}
+    if htmx:
+        headers["HX-Request"] = "true"
+    if target:
+        headers["HX-Target"] = target
+    return client.post(url, data or {}, headers=headers, follow=follow)
+
+
+def form_token(client, url=ADD_URL) -> str:
+    """The one-time token of a freshly opened purchase (or top-up) form."""
+    response = client.get(url, headers=HTMX)
+    assert response.status_code == 200, response.content[:500]
+    match = re.search(r'name="token" value="([^"]+)"', response.content.decode())
+    assert match, "the form carries no one-time token"
+    return match.group(1)
+
+
+def purchase_data(*, tier="pro", period="monthly", quantity=1, coupon="", token=None, **extra) -> dict:
+    data = {"tier": tier, "period": period, "quantity": quantity, "coupon": coupon, **extra}
+    if token is not None:
+        data["token"] = token
+    return data
+
+
+def buy(client, *, htmx=False, follow=False, **choices):
+    """Open the purchase form and complete it with these choices."""
+    token = form_token(client)
+    return post(client, ADD_URL, purchase_data(token=token, **choices), htmx=htmx, follow=follow)
+
+
+def summary(client, **params):
+    """The Order Summary fragment, as HTMX fetches it on every change in the modal."""
+    return client.get(SUMMARY_URL, params, headers=HTMX)
+
+
+def summary_figure(response, name="total_due") -> Decimal:
+    """One figure of the Order Summary, as the page shows it (data-summary="name">X<)."""
+    match = re.search(rf'data-summary="{name}">([^<]+)<', response.content.decode())
+    assert match, f"the summary shows no {name}"
+    return Decimal(match.group(1))
+
+
+def token_balance_shown(client, url="/billing/licenses/") -> int:
+    """The token balance at the top right of a Billing tab."""
+    match = re.search(r'data-token-balance="(-?\d+)"', client.get(url).content.decode())
+    assert match, "the Billing header shows no token balance"
+    return int(match.group(1))
+
+
+def buy_directly(account, user=None, *, now=None, **choices):
+    """A completed purchase through the service (the way a finished form post makes one)."""
+    choices = {"tier": "pro", "period": "monthly", "quantity": 1, **choices}
+    purchase, created = license_purchase(account=account, user=user, token=uuid.uuid4().hex, now=now, **choices)
+    assert created
+    return purchase
+
+
+def books() -> dict:
+    """Everything a purchase, top-up or card action could have written, counted."""
+    return {
+        "licenses": License.objects.count(),
+        "purchases": Purchase.objects.count(),
+        "invoices": Invoice.objects.count(),
+        "invoice numbers used": sum(InvoiceSequence.objects.values_list("last_number", flat=True)),
+        "charges": Charge.objects.count(),
+        "coupon redemptions": CouponRedemption.objects.count(),
+        "credit entries": CreditEntry.objects.count(),
+        "token entries": TokenEntry.objects.count(),
+        "top-ups": TopUp.objects.count(),
+        "cards": sorted(Card.objects.values_list("pk", "is_default")),
+        "license states": sorted(License.objects.values_list("pk", "status", "cancel_at_period_end")),
+    }
+
+
+def text(response) -> str:
+    return response.content.decode()
