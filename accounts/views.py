@@ -20,7 +20,7 @@ def signup(request):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         user = account_signup(company_name=data["company_name"], email=data["email"], password=data["password"])
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        login(request, user, backend="accounts.backends.EmailBackend")
         return redirect("licenses:list")
     return TemplateResponse(request, "accounts/signup.html", {"form": form},
                             status=400 if form.is_bound else 200)

@@ -32,14 +32,29 @@ def prices_in_force(day: datetime.date) -> dict[tuple[str, str], Decimal]:
     return prices
 
 
-def coupon_terms(coupon: Coupon, account: Account) -> pricing.CouponTerms:
-    """The coupon's terms with its redemption counts, as the pricing service takes them."""
-    counts = coupon.redemptions.aggregate(total=Count("id"), mine=Count("id", filter=Q(account=account)))
+def coupon_with_counts(code: str, account: Account, *, lock: bool = False) -> Coupon | None:
+    """The coupon with this code, annotated with its redemptions (all, and this account's); None if unknown.
+
+    With `lock`, the coupon row is locked first (PostgreSQL refuses FOR UPDATE
+    together with the counts' GROUP BY, so that is a query of its own).
+    """
+    if lock and not Coupon.objects.select_for_update().filter(code=code).values_list("pk").first():
+        return None
+    return (
+        Coupon.objects.filter(code=code)
+        .annotate(times_redeemed=Count("redemptions"),
+                  redeemed_here=Count("redemptions", filter=Q(redemptions__account=account)))
+        .first()
+    )
+
+
+def coupon_terms(coupon: Coupon) -> pricing.CouponTerms:
+    """The terms of a coupon from `coupon_with_counts`, as the pricing service takes them."""
     return pricing.CouponTerms(
         code=coupon.code, kind=coupon.kind, value=coupon.value, combines_with_volume=coupon.combines_with_volume,
         starts_at=coupon.starts_at, expires_at=coupon.expires_at, max_redemptions=coupon.max_redemptions,
-        times_redeemed=counts["total"], once_per_account=coupon.once_per_account,
-        used_by_account=counts["mine"] > 0, tiers=frozenset(coupon.tiers), periods=frozenset(coupon.periods),
+        times_redeemed=coupon.times_redeemed, once_per_account=coupon.once_per_account,
+        used_by_account=coupon.redeemed_here > 0, tiers=frozenset(coupon.tiers), periods=frozenset(coupon.periods),
     )
 
 
@@ -54,15 +69,12 @@ def purchase_quote(
     """
     now = now or timezone.now()
     code = normalize_code(coupon_code)
-    coupon = None
-    if code:
-        coupons = Coupon.objects.select_for_update() if lock else Coupon.objects
-        coupon = coupons.filter(code=code).first()
+    coupon = coupon_with_counts(code, account, lock=lock) if code else None
     active = [pricing.ActiveLicense(*row) for row in
               License.objects.filter(account=account).active().values_list(*ACTIVE_LICENSE_FIELDS)]
     quote = pricing.quote_purchase(
         prices=prices_in_force(now.date()), tier=tier, period=period, quantity=quantity,
-        active_licenses=active, coupon_code=code, coupon=coupon_terms(coupon, account) if coupon else None,
+        active_licenses=active, coupon_code=code, coupon=coupon_terms(coupon) if coupon else None,
         now=now, anchor_day=account.monthly_anchor_day, credit_balance=credit_balance(account),
     )
     return quote, coupon
