@@ -77,12 +77,8 @@ def license_add(request):
     """Add License: the modal (HTMX) or page (no JavaScript); POST completes the purchase."""
     if request.method == "POST":
         return _purchase(request)
-    if "tier" in request.GET:  # the no-JavaScript "Update summary" button
-        data = request.GET.copy()
-        data["token"] = data.get("token") or form_token_new(account_id=request.account.pk, salt=TOKEN_SALT)
-    else:
-        data = {"period": pricing.MONTHLY, "tier": pricing.PRO, "quantity": 1, "coupon": "",
-                "token": form_token_new(account_id=request.account.pk, salt=TOKEN_SALT)}
+    data = {"period": pricing.MONTHLY, "tier": pricing.PRO, "quantity": 1, "coupon": "",
+            "token": form_token_new(account_id=request.account.pk, salt=TOKEN_SALT)}
     form = PurchaseForm(data)
     return render_htmx(request, "licenses/add.html", _modal_context(request, form, _quote_or_none(request, form)),
                        partial="modal")
@@ -94,6 +90,10 @@ def _purchase(request):
     if extra:
         error = f"Unexpected field(s): {', '.join(extra)[:100]}. Prices and totals are always computed by Pictor."
         return _purchase_failed(request, form, error, status=400)
+    if "preview" in request.POST:  # "Update summary" (or Enter): show the order again, buy nothing
+        status = 200 if form.is_valid() else 400
+        return render_htmx(request, "licenses/add.html", _modal_context(request, form, _quote_or_none(request, form)),
+                           partial="purchase_form", status=status)
     if not form.is_valid():
         return _purchase_failed(request, form, "Please correct the highlighted fields. Nothing was charged.",
                                 status=400)

@@ -1,5 +1,7 @@
 // Modals: HTMX puts a <dialog> into #modal-root; open it, and remove it once closed.
-document.addEventListener("htmx:afterSwap", function (event) {
+// Open on htmx:load (after HTMX has processed the new content), not htmx:afterSwap: until then
+// the dialog's hx-* attributes are not wired up, and a quick first change would be lost.
+document.addEventListener("htmx:load", function (event) {
   var dialog = document.querySelector("#modal-root > dialog:not([open])");
   if (dialog) dialog.showModal();
 });

@@ -484,3 +484,15 @@ def test_a_tier_without_a_price_in_force_is_refused_plainly(alice, alice_card, c
                  post(client, ADD_URL, purchase_data(token=token))]
     assert [r.status_code for r in responses] == [200, 400, 400]
     assert books() == before
+
+
+def test_update_summary_or_pressing_enter_shows_the_order_again_and_buys_nothing(prices, alice, alice_card, client):
+    before = books()
+    token = form_token(client)
+    response = post(client, ADD_URL, purchase_data(token=token, quantity=2, preview="1"))
+    assert response.status_code == 200
+    assert summary_figure(response, "total_due") == Decimal("198.00")  # 2 × $99.00
+    assert books() == before
+    # The same form can still complete the purchase afterwards.
+    assert post(client, ADD_URL, purchase_data(token=token, quantity=2)).status_code == 302
+    assert Purchase.objects.get().total_due == Decimal("198.00")
