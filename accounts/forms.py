@@ -7,6 +7,8 @@ from accounts.models import User
 
 
 class SignupForm(forms.Form):
+    EMAIL_TAKEN = "An account with this email already exists. Log in instead."
+
     company_name = forms.CharField(label="Company name", max_length=200)
     email = forms.EmailField(label="Email", max_length=254)
     password = forms.CharField(label="Password", strip=False, widget=forms.PasswordInput(
@@ -15,7 +17,7 @@ class SignupForm(forms.Form):
     def clean_email(self):
         email = self.cleaned_data["email"].strip().lower()
         if User.objects.filter(email__iexact=email).exists():
-            raise forms.ValidationError("An account with this email already exists. Log in instead.")
+            raise forms.ValidationError(self.EMAIL_TAKEN)
         return email
 
     def clean(self):

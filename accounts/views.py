@@ -1,6 +1,7 @@
 """Sign-up (log in and out are Django's own views)."""
 
 from django.contrib.auth import login
+from django.db import IntegrityError
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.views.decorators.debug import sensitive_post_parameters
@@ -19,8 +20,12 @@ def signup(request):
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        user = account_signup(company_name=data["company_name"], email=data["email"], password=data["password"])
-        login(request, user, backend="accounts.backends.EmailBackend")
-        return redirect("licenses:list")
+        try:
+            user = account_signup(company_name=data["company_name"], email=data["email"], password=data["password"])
+        except IntegrityError:  # the same email signed up a moment ago, in another request
+            form.add_error("email", SignupForm.EMAIL_TAKEN)
+        else:
+            login(request, user, backend="accounts.backends.EmailBackend")
+            return redirect("licenses:list")
     return TemplateResponse(request, "accounts/signup.html", {"form": form},
                             status=400 if form.is_bound else 200)

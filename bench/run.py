@@ -333,7 +333,7 @@ def main() -> int:
             "config": {"requests": args.requests, "warmup": args.warmup, "clients": args.clients,
                        "workers": args.workers, "rounds": args.rounds, "licenses": args.licenses,
                        "summary_path": SUMMARY_PATH,
-                       "db_conn_max_age": os.environ.get("DB_CONN_MAX_AGE", "0"), "debug": False,
+                       "db_conn_max_age": os.environ.get("DB_CONN_MAX_AGE", "60 (settings default)"), "debug": False,
                        "python": platform.python_version(), "cpus": os.cpu_count()},
             "loadavg": {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]},
             "http": http_results,

@@ -31,8 +31,3 @@ class PurchaseForm(forms.Form):
         self.fields["quantity"].error_messages["max_value"] = "Quantity must be a whole number from 1 to 100."
         self.fields["tier"].error_messages["invalid_choice"] = "Choose Basic, Pro or Premium."
         self.fields["period"].error_messages["invalid_choice"] = "Choose monthly or annual billing."
-
-
-def unexpected_fields(data) -> list[str]:
-    """Posted fields the purchase never reads; their presence means the request was tampered with."""
-    return sorted(set(data) - ALLOWED_FIELDS)

@@ -1,11 +1,13 @@
 """Licenses, their price list and features, coupons, and completed purchases."""
 
+import datetime
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Upper
+from django.utils import timezone
 
 from pictor_billing import pricing
 
@@ -124,9 +126,14 @@ class CouponRedemption(models.Model):
 
 
 class LicenseQuerySet(models.QuerySet):
-    def active(self):
-        """Licenses that count as active: not expired (cancelling ones still count)."""
-        return self.exclude(status=License.EXPIRED)
+    def active(self, today: datetime.date | None = None):
+        """Licenses that count as active: not expired and inside their paid period (cancelling ones count).
+
+        A license whose billing date has passed without a renewal is no longer
+        active, even before a job marks it expired.
+        """
+        today = today or timezone.now().date()
+        return self.exclude(status=License.EXPIRED).filter(period_end__gt=today)
 
 
 class License(models.Model):
@@ -162,8 +169,15 @@ class License(models.Model):
         return f"#{self.pk} {self.get_tier_display()} {self.period}"
 
     @property
+    def has_ended(self) -> bool:
+        """Expired, or its billing date has passed without a renewal."""
+        return self.status == self.EXPIRED or self.period_end <= timezone.now().date()
+
+    @property
     def display_status(self) -> str:
         """Active, Cancelling, Past due or Expired, as the Licenses tab shows it."""
+        if self.has_ended:
+            return "Expired"
         if self.status == self.ACTIVE and self.cancel_at_period_end:
             return "Cancelling"
         return self.get_status_display()

@@ -71,7 +71,7 @@ def purchase_quote(
     code = normalize_code(coupon_code)
     coupon = coupon_with_counts(code, account, lock=lock) if code else None
     active = [pricing.ActiveLicense(*row) for row in
-              License.objects.filter(account=account).active().values_list(*ACTIVE_LICENSE_FIELDS)]
+              License.objects.filter(account=account).active(now.date()).values_list(*ACTIVE_LICENSE_FIELDS)]
     quote = pricing.quote_purchase(
         prices=prices_in_force(now.date()), tier=tier, period=period, quantity=quantity,
         active_licenses=active, coupon_code=code, coupon=coupon_terms(coupon) if coupon else None,
@@ -168,7 +168,7 @@ def license_cancel(*, account: Account, license: License, now: datetime.datetime
     """Cancel at period end: the license stays active until its billing date, then expires."""
     account_lock(account)
     license = License.objects.select_for_update().get(pk=license.pk, account=account)
-    if license.status == License.EXPIRED:
+    if license.has_ended:
         raise LicenseActionRefused("This license has already expired.")
     if license.cancel_at_period_end:
         raise LicenseActionRefused("This license is already cancelled.")
@@ -183,7 +183,7 @@ def license_undo_cancel(*, account: Account, license: License) -> License:
     """Undo a cancellation; possible until the license's billing date."""
     account_lock(account)
     license = License.objects.select_for_update().get(pk=license.pk, account=account)
-    if license.status == License.EXPIRED:
+    if license.has_ended:
         raise LicenseActionRefused("This license has expired; buy a new one instead.")
     if not license.cancel_at_period_end:
         raise LicenseActionRefused("This license is not cancelled.")

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.decorators import account_required
-from licenses.forms import PurchaseForm, unexpected_fields
+from licenses.forms import ALLOWED_FIELDS, PurchaseForm
 from licenses.models import Feature, License
 from licenses.services import (
     LicenseActionRefused,
@@ -22,7 +22,12 @@ from licenses.services import (
 )
 from payments.services import NoDefaultCard, PaymentDeclined, default_card
 from pictor_billing import pricing
-from pictor_billing.form_tokens import form_token_new, form_token_nonce
+from pictor_billing.form_tokens import (
+    form_token_new,
+    form_token_nonce,
+    form_with_fresh_token,
+    unexpected_fields_error,
+)
 from pictor_billing.htmx import render_htmx
 
 TOKEN_SALT = "licenses.purchase"
@@ -86,10 +91,8 @@ def license_add(request):
 
 def _purchase(request):
     form = PurchaseForm(request.POST)
-    extra = unexpected_fields(request.POST)
-    if extra:
-        error = f"Unexpected field(s): {', '.join(extra)[:100]}. Prices and totals are always computed by Pictor."
-        return _purchase_failed(request, form, error, status=400)
+    if tampered := unexpected_fields_error(request.POST, ALLOWED_FIELDS):
+        return _purchase_failed(request, form, tampered, status=400)
     if "preview" in request.POST:  # "Update summary" (or Enter): show the order again, buy nothing
         status = 200 if form.is_valid() else 400
         return render_htmx(request, "licenses/add.html", _modal_context(request, form, _quote_or_none(request, form)),
@@ -125,10 +128,7 @@ def _purchase(request):
 
 def _purchase_failed(request, form, error, *, status, fresh_token=False):
     if fresh_token or not form.data.get("token"):
-        # A refused or missing token would refuse every retry too: hand out a new one.
-        data = form.data.copy()
-        data["token"] = form_token_new(account_id=request.account.pk, salt=TOKEN_SALT)
-        form = PurchaseForm(data)
+        form = form_with_fresh_token(form, account_id=request.account.pk, salt=TOKEN_SALT)
     context = _modal_context(request, form, _quote_or_none(request, form), error)
     return render_htmx(request, "licenses/add.html", context, partial="purchase_form", status=status)
 

@@ -91,12 +91,12 @@ class SandboxGateway:
 
     def save_card(self, *, number: str, exp_month: int, exp_year: int, cvc: str) -> SavedCard:
         number = "".join(number.split()).replace("-", "")
-        if not number.isdigit() or not 13 <= len(number) <= 19 or not luhn_ok(number):
+        if not (number.isascii() and number.isdigit()) or not 13 <= len(number) <= 19 or not luhn_ok(number):
             raise CardError("That card number is not valid.", field="number")
         today = datetime.date.today()
         if not 1 <= exp_month <= 12 or (exp_year, exp_month) < (today.year, today.month):
             raise CardError("That card has expired.", field="exp_month")
-        if not cvc.isdigit() or len(cvc) not in (3, 4):
+        if not (cvc.isascii() and cvc.isdigit()) or len(cvc) not in (3, 4):
             raise CardError("The security code must be 3 or 4 digits.", field="cvc")
         # The reference encodes only how the sandbox should behave, never the number.
         behaviour = self.DECLINES.get(number, ("ok", ""))[0]

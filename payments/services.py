@@ -1,10 +1,11 @@
 """Cards and charges: adding, choosing and removing cards; charging the default card; credit balance."""
 
-import datetime
 import logging
+import uuid
 from decimal import Decimal
 
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import Account
 from payments.gateway import get_gateway
@@ -69,8 +70,8 @@ def card_make_default(*, account: Account, card: Card) -> None:
 
 
 @transaction.atomic
-def card_remove(*, account: Account, card: Card, today: datetime.date) -> None:
-    """Remove a card; the default one only when no license is active or another card takes over first."""
+def card_remove(*, account: Account, card: Card) -> None:
+    """Remove a card; the default one only when no license is active (the newest other card takes over)."""
     from licenses.models import License
 
     account_lock(account)
@@ -82,6 +83,10 @@ def card_remove(*, account: Account, card: Card, today: datetime.date) -> None:
         raise CardRemovalRefused("Add another card and make it the default before removing this one: "
                                  "your active licenses renew on the default card.")
     card.delete()
+    if card.is_default:
+        newest = Card.objects.filter(account=account).order_by("-created_at", "-pk").first()
+        if newest is not None:
+            Card.objects.filter(pk=newest.pk).update(is_default=True)
 
 
 def card_charge_default(*, account: Account, amount: Decimal, idempotency_key: str, description: str) -> Charge | None:
@@ -92,12 +97,14 @@ def card_charge_default(*, account: Account, amount: Decimal, idempotency_key: s
     card = default_card(account)
     if card is None:
         raise NoDefaultCard("Add a card to pay.")
-    if card.is_expired(datetime.date.today()):
+    if card.is_expired(timezone.now().date()):
         # The processor would decline it anyway; say why in our own words.
         raise PaymentDeclined("Your default card has expired. Add a card or make another one the default.")
     if amount <= ZERO:
         return None
-    key = f"{idempotency_key}:{card.pk}"
+    # One key per attempt: a retry after a refunded attempt must be a new charge,
+    # never a replay of the refunded one (the form token stops double purchases).
+    key = f"{idempotency_key}:{card.pk}:{uuid.uuid4().hex}"
     result = get_gateway().charge(card_ref=card.gateway_ref, amount_cents=to_minor_units(amount),
                                   idempotency_key=key, description=description)
     if not result.succeeded:

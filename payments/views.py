@@ -70,7 +70,7 @@ def card_remove_view(request, pk):
     """Remove a card, unless active licenses still renew on it."""
     card = get_object_or_404(Card, pk=pk, account=request.account)
     try:
-        card_remove(account=request.account, card=card, today=timezone.now().date())
+        card_remove(account=request.account, card=card)
     except CardRemovalRefused as refused:
         messages.error(request, str(refused))
         return _back_to_tab(request, status=409)

@@ -1,4 +1,6 @@
-"""One-time form tokens: a signed, account-bound nonce placed in a purchase form.
+"""Guards of the forms that move money: one-time tokens, and refusing fields we never read.
+
+One-time form tokens: a signed, account-bound nonce placed in a purchase form.
 
 Signing (Django's salted HMAC) stops a client inventing or borrowing a token;
 the unique `token` column on the purchase it creates makes it one-time, so a
@@ -28,3 +30,18 @@ def form_token_nonce(value: str, *, account_id: int, salt: str) -> str | None:
     if owner != account_id or not isinstance(nonce, str):
         return None
     return nonce
+
+
+def form_with_fresh_token(form, *, account_id: int, salt: str):
+    """The same bound form with a new token: after a refused token, the retry must be able to succeed."""
+    data = form.data.copy()
+    data["token"] = form_token_new(account_id=account_id, salt=salt)
+    return type(form)(data)
+
+
+def unexpected_fields_error(data, allowed: set[str]) -> str:
+    """The refusal for posted fields the form never reads (a price, a total…); '' when there are none."""
+    extra = sorted(set(data) - allowed)
+    if not extra:
+        return ""
+    return f"Unexpected field(s): {', '.join(extra)[:100]}. Prices and totals are always computed by Pictor."

@@ -332,8 +332,8 @@ def quote_purchase(
                 coupon_message += f", instead of the {_percent(rate)} volume discount (they do not combine)"
         else:
             coupon_message = (
-                f"{coupon.code} not applied: the {_percent(rate)} volume discount is larger "
-                "and they do not combine"
+                f"{coupon.code} not applied: the {_percent(rate)} volume discount is "
+                f"{'larger' if bracket_discount > alone else 'just as large'} and they do not combine"
             )
     if volume_discount:
         lines.append(

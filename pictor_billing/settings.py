@@ -5,6 +5,7 @@ Every variable is listed in README.md. The defaults give the embedded set-up
 """
 
 import os
+import secrets
 from pathlib import Path
 
 import dj_database_url
@@ -26,8 +27,22 @@ def envlist(name: str, default: str) -> list[str]:
 
 
 DEBUG = envbool("DEBUG", False)
-# The fallback key only suits a developer's machine; production must set SECRET_KEY.
-SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-key-change-me")
+
+
+def local_secret_key(path: Path) -> str:
+    """A random key made once and kept in var/ (git-ignored), for machines without SECRET_KEY.
+
+    Never a key written in the repository: sessions and signed purchase tokens
+    would be forgeable by anyone who read it.
+    """
+    if not path.exists():
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = os.environ.get("SECRET_KEY") or local_secret_key(BASE_DIR / "var" / "secret_key")
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
 
@@ -137,7 +152,9 @@ STRIPE_PUBLISHABLE_KEY = os.environ.get("STRIPE_PUBLISHABLE_KEY", "")
 # The seller printed on every invoice; copied onto each invoice when it is issued.
 SELLER = {
     "name": os.environ.get("SELLER_NAME", "Pictor Inc."),
-    "address": os.environ.get("SELLER_ADDRESS", "1 Market Street\nSan Francisco, CA 94105\nUnited States"),
+    # Lines separated by newlines, or by a literal \n as env files write them.
+    "address": os.environ.get("SELLER_ADDRESS", "1 Market Street\nSan Francisco, CA 94105\nUnited States").replace(
+        "\\n", "\n"),
     "email": os.environ.get("SELLER_EMAIL", "billing@pictor.example"),
     "vat_id": os.environ.get("SELLER_VAT_ID", ""),
 }

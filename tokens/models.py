@@ -1,5 +1,8 @@
 """Token packages and the append-only token ledger (the balance is its sum)."""
 
+from decimal import Decimal
+
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Sum
 
@@ -8,8 +11,8 @@ class TokenPackage(models.Model):
     """A top-up package (admin-editable); its price goes through the pricing service."""
 
     name = models.CharField(max_length=60)
-    tokens = models.PositiveIntegerField()
-    price = models.DecimalField(max_digits=10, decimal_places=2)
+    tokens = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    price = models.DecimalField(max_digits=10, decimal_places=2, validators=[MinValueValidator(Decimal("0.01"))])
     position = models.PositiveSmallIntegerField(default=0)
     is_active = models.BooleanField("on sale", default=True)
 

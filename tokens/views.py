@@ -8,7 +8,12 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.decorators import account_required
 from payments.services import NoDefaultCard, PaymentDeclined, default_card
-from pictor_billing.form_tokens import form_token_new, form_token_nonce
+from pictor_billing.form_tokens import (
+    form_token_new,
+    form_token_nonce,
+    form_with_fresh_token,
+    unexpected_fields_error,
+)
 from pictor_billing.htmx import render_htmx
 from pictor_billing.redirects import safe_next_url
 from tokens.forms import ALLOWED_FIELDS, TopUpForm
@@ -32,10 +37,8 @@ def top_up(request):
         form = TopUpForm(initial={"token": form_token_new(account_id=request.account.pk, salt=TOKEN_SALT)})
         return render_htmx(request, "tokens/top_up.html", _context(request, form), partial="modal")
     form = TopUpForm(request.POST)
-    extra = sorted(set(request.POST) - ALLOWED_FIELDS - {"next"})
-    if extra:
-        return _failed(request, form, f"Unexpected field(s): {', '.join(extra)[:100]}. "
-                                      "Prices are always computed by Pictor.", 400)
+    if tampered := unexpected_fields_error(request.POST, ALLOWED_FIELDS):
+        return _failed(request, form, tampered, 400)
     if not form.is_valid():
         return _failed(request, form, "Choose a package. Nothing was charged.", 400)
     nonce = form_token_nonce(form.cleaned_data["token"], account_id=request.account.pk, salt=TOKEN_SALT)
@@ -56,12 +59,8 @@ def top_up(request):
     return HttpResponseClientRedirect(target) if request.htmx else redirect(target)
 
 
-
 def _failed(request, form, error, status, fresh_token=False):
     if fresh_token or not form.data.get("token"):
-        # A refused or missing token would refuse every retry too: hand out a new one.
-        data = form.data.copy()
-        data["token"] = form_token_new(account_id=request.account.pk, salt=TOKEN_SALT)
-        form = TopUpForm(data)
+        form = form_with_fresh_token(form, account_id=request.account.pk, salt=TOKEN_SALT)
     return render_htmx(request, "tokens/top_up.html", _context(request, form, error), partial="top_up_form",
                        status=status)

@@ -305,3 +305,10 @@ def test_account_forms_also_need_the_csrf_token(world, alice, url):
                                  "password": "correct horse battery staple"})
     assert response.status_code == 403
     assert User.objects.count() == users
+
+
+def test_an_htmx_request_from_an_expired_session_sends_the_whole_page_to_log_in(db):
+    response = Client().get("/billing/licenses/summary/?period=monthly&tier=pro&quantity=1",
+                            headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/billing/licenses/add/"})
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == "/login/?next=%2Fbilling%2Flicenses%2Fadd%2F"

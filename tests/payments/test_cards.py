@@ -249,3 +249,20 @@ def test_a_purchase_on_an_expired_default_card_is_refused_and_creates_nothing(pr
     assert response.status_code == 402
     assert "expired" in text(response)
     assert books() == before
+
+
+def test_removing_the_default_card_makes_the_newest_other_card_the_default(alice, client):
+    default = add_card(alice.account)
+    older = add_card(alice.account, "5555555555554444")
+    newest = add_card(alice.account, "378282246310005")
+    assert post(client, f"/billing/payment/cards/{default.pk}/remove/").status_code == 302
+    assert Card.objects.get(is_default=True) == newest
+    assert Card.objects.filter(pk=older.pk, is_default=False).exists()
+
+
+def test_a_card_number_in_full_width_digits_is_refused(alice, client):
+    response = post(client, "/billing/payment/cards/add/", {
+        "number": "４２４２４２４２４２４２４２４２", "exp_month": "12", "exp_year": "2099", "cvc": "123"})
+    assert response.status_code == 400
+    assert "That card number is not valid." in text(response)
+    assert not Card.objects.exists()

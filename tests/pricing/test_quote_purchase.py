@@ -325,6 +325,7 @@ def test_prices_come_from_the_data_passed_in(list_prices):
 
 INSTEAD = ", instead of the 10% volume discount (they do not combine)"
 NOT_APPLIED = "SAVE not applied: the 10% volume discount is larger and they do not combine"
+TIED = "SAVE not applied: the 10% volume discount is just as large and they do not combine"
 
 COUPONS = [
     pytest.param(coupon(PERCENT, "20"), 5, dict(  # 20% x 445.50 = 89.10
@@ -349,10 +350,10 @@ COUPONS = [
         coupon_message=NOT_APPLIED), id="non-combinable 5% loses to the volume discount"),
     pytest.param(coupon(PERCENT, "10", combines=False), 5, dict(  # 49.50 == 49.50
         volume_discount="49.50", coupon_discount="0.00", coupon_applied=False, total_due="445.50",
-        coupon_message=NOT_APPLIED), id="non-combinable 10% ties: the volume discount is kept"),
+        coupon_message=TIED), id="non-combinable 10% ties: the volume discount is kept"),
     pytest.param(coupon(FIXED, "49.50", combines=False), 5, dict(
         volume_discount="49.50", coupon_discount="0.00", coupon_applied=False, total_due="445.50",
-        coupon_message=NOT_APPLIED), id="non-combinable fixed $49.50 ties: the volume discount is kept"),
+        coupon_message=TIED), id="non-combinable fixed $49.50 ties: the volume discount is kept"),
     pytest.param(coupon(PERCENT, "20", combines=False), 1, dict(  # no bracket: 20% x 99.00 = 19.80
         volume_discount="0.00", bracket_discount="0.00", coupon_discount="19.80", coupon_applied=True,
         total_due="79.20", coupon_message="SAVE: 20% off"),

@@ -163,7 +163,7 @@ def test_a_posted_price_or_token_count_is_refused(alice, alice_card, client, pac
     before = books()
     response = top_up(client, packages[0], **extra)
     assert response.status_code == 400
-    assert "Prices are always computed by Pictor." in text(response)
+    assert "Prices and totals are always computed by Pictor." in text(response)
     assert books() == before
 
 
@@ -198,3 +198,13 @@ def test_after_an_expired_top_up_form_trying_again_works(alice, alice_card, clie
     offered = re.search(r'name="token" value="([^"]*)"', text(refused)).group(1)
     assert post(client, TOP_UP_URL, {"package": packages[0].pk, "token": offered}).status_code == 302
     assert TopUp.objects.count() == 1
+
+
+def test_a_package_without_a_price_is_not_offered_and_top_up_still_opens(alice, alice_card, client, packages):
+    from tokens.models import TokenPackage
+
+    TokenPackage.objects.filter(pk=packages[0].pk).update(price=0)
+    response = client.get(TOP_UP_URL)
+    assert response.status_code == 200
+    assert packages[0].name not in text(response)
+    assert packages[1].name in text(response)
