@@ -14,9 +14,10 @@ from licenses.models import Coupon, CouponRedemption, License, PriceListEntry, P
 from payments.models import CreditEntry
 from payments.services import account_lock, card_charge_default, charge_refund_quietly, credit_balance
 from pictor_billing import pricing
+from pictor_billing.money import ZERO
 
 
-# In pricing.ActiveLicense's field order: one query, no model instances, however many licenses.
+# In pricing.ActiveLicense's field order: plain rows, no model instances.
 ACTIVE_LICENSE_FIELDS = ("id", "tier", "period", "list_price", "discount_rate", "period_start", "period_end")
 
 
@@ -70,11 +71,16 @@ def purchase_quote(
     now = now or timezone.now()
     code = normalize_code(coupon_code)
     coupon = coupon_with_counts(code, account, lock=lock) if code else None
-    active = [pricing.ActiveLicense(*row) for row in
-              License.objects.filter(account=account).active(now.date()).values_list(*ACTIVE_LICENSE_FIELDS)]
+    active = License.objects.filter(account=account).active(now.date())
+    active_count = active.count()
+    # Only licenses below the bracket this purchase reaches can get an adjustment:
+    # an account of 500 licenses, all at 15%, fetches none of them.
+    reached = pricing.volume_rate(active_count + quantity) if isinstance(quantity, int) else ZERO
+    below = [pricing.ActiveLicense(*row) for row in
+             active.filter(discount_rate__lt=reached).values_list(*ACTIVE_LICENSE_FIELDS)]
     quote = pricing.quote_purchase(
         prices=prices_in_force(now.date()), tier=tier, period=period, quantity=quantity,
-        active_licenses=active, coupon_code=code, coupon=coupon_terms(coupon) if coupon else None,
+        active_licenses=below, active_count=active_count, coupon_code=code, coupon=coupon_terms(coupon) if coupon else None,
         now=now, anchor_day=account.monthly_anchor_day, credit_balance=credit_balance(account),
     )
     return quote, coupon

@@ -254,6 +254,7 @@ def quote_purchase(
     period: str,
     quantity: int,
     active_licenses: tuple[ActiveLicense, ...] | list[ActiveLicense],
+    active_count: int | None = None,
     coupon_code: str = "",
     coupon: CouponTerms | None = None,
     now: datetime,
@@ -263,8 +264,10 @@ def quote_purchase(
     """Price a license purchase, following SPEC's steps 1-7.
 
     `prices` maps (tier, period) to the unit list price in force today;
-    `active_licenses` are the account's licenses active now (cancelling ones
-    included); `coupon_code` is what the customer typed, normalised, and
+    `active_count` is how many licenses are active now (cancelling ones
+    included; default: len(active_licenses)) and `active_licenses` holds at
+    least every active license whose rate is below the bracket reached (the
+    others need no adjustment); `coupon_code` is what the customer typed, normalised, and
     `coupon` its terms, or None when no coupon has that code.
     """
     _check_choice(tier, period, quantity)
@@ -306,7 +309,9 @@ def quote_purchase(
     charged_base = list_subtotal + prorata_adjustment
 
     # 3. Volume bracket after the purchase.
-    active_before = len(active_licenses)
+    active_before = len(active_licenses) if active_count is None else active_count
+    if active_before < len(active_licenses):
+        raise PricingError("active_count cannot be less than the active licenses given")
     active_after = active_before + quantity
     rate = volume_rate(active_after)
     bracket_discount = to_money(charged_base * rate)

@@ -272,6 +272,19 @@ def test_only_licenses_below_the_new_rate_are_credited(list_prices):
     assert sorted(a.license_id for a in q.adjustments) == [6, 7, 8, 9]
 
 
+def test_an_active_count_with_only_the_licenses_below_the_bracket_prices_the_same(list_prices):
+    # The service passes the count and only the licenses that could be credited.
+    at_top = licenses(5, rate="0.15", **TODAY_PERIOD)
+    below = licenses(4, rate="0.10", first_id=6, **TODAY_PERIOD)
+    everything = quote(list_prices, active_licenses=at_top + below)
+    assert quote(list_prices, active_licenses=below, active_count=9) == everything
+
+
+def test_an_active_count_below_the_licenses_given_is_refused(list_prices):
+    with pytest.raises(PricingError):
+        quote(list_prices, active_licenses=licenses(3, **TODAY_PERIOD), active_count=2)
+
+
 def test_unused_volume_adjustment_is_carried_to_the_credit_balance(list_prices):
     # 9 Premium annual licenses at 10%, renewed today (Mar 15 2027 -> Mar 15 2028, 366 of 366
     # days left): each is credited 5% x 1490.00 = 74.50, 670.50 in all. Buying 1 Basic monthly
