@@ -77,3 +77,23 @@ class User(AbstractUser):
         # One address, one user: stored lower-case, as log in matches it.
         self.email = (self.email or "").strip().lower()
         super().save(*args, **kwargs)
+
+
+class ApiKey(models.Model):
+    """A device API key: shown once when created, stored only as a SHA-256 hash."""
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, unique=True, help_text="The key's public start, to find it fast.")
+    key_hash = models.CharField(max_length=64)
+    created_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

@@ -182,3 +182,28 @@ class License(models.Model):
             return "Cancelling"
         return self.get_status_display()
 
+
+
+class EventLease(models.Model):
+    """A license lent to one live event; one license runs one live event at a time."""
+
+    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="event_leases")
+    license = models.ForeignKey(License, on_delete=models.PROTECT, related_name="leases")
+    event_id = models.CharField(max_length=100)
+    event_tier = models.CharField(max_length=10, choices=TIER_CHOICES)
+    device_id = models.CharField(max_length=100)
+    started_at = models.DateTimeField(auto_now_add=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            # The database itself refuses a second live event on a license, or a second lease for an event.
+            models.UniqueConstraint(fields=["license"], condition=models.Q(stopped_at__isnull=True),
+                                    name="one_live_event_per_license"),
+            models.UniqueConstraint(fields=["account", "event_id"], condition=models.Q(stopped_at__isnull=True),
+                                    name="one_live_lease_per_event"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} on license #{self.license_id}"

@@ -1,16 +1,25 @@
 """License purchases, cancellation and undo; the DB side of the pricing service."""
 
 import datetime
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Case, Count, Q, Value, When
 from django.utils import timezone
 
 from accounts.models import Account
 from invoices.models import Invoice
 from invoices.services import invoice_issue
-from licenses.models import Coupon, CouponRedemption, License, PriceListEntry, Purchase, normalize_code
+from licenses.models import (
+    Coupon,
+    CouponRedemption,
+    EventLease,
+    License,
+    PriceListEntry,
+    Purchase,
+    normalize_code,
+)
 from payments.models import CreditEntry
 from payments.services import account_lock, card_charge_default, charge_refund_quietly, credit_balance
 from pictor_billing import pricing
@@ -197,3 +206,77 @@ def license_undo_cancel(*, account: Account, license: License) -> License:
     license.cancelled_at = None
     license.save(update_fields=["cancel_at_period_end", "cancelled_at"])
     return license
+
+
+TIER_RANK = {tier: rank for rank, tier in enumerate(pricing.TIERS)}
+
+
+@dataclass(frozen=True)
+class LeaseResult:
+    """What the event API answers: an HTTP status and a JSON body."""
+
+    status: int
+    body: dict
+
+
+def lease_body(lease: EventLease) -> dict:
+    return {"event_id": lease.event_id, "event_tier": lease.event_tier, "device_id": lease.device_id,
+            "license_id": lease.license_id, "license_tier": lease.license.tier,
+            "paid_until": lease.license.period_end.isoformat(), "started_at": lease.started_at.isoformat()}
+
+
+def event_start(*, account: Account, event_id: str, event_tier: str, device_id: str,
+                now: datetime.datetime | None = None) -> LeaseResult:
+    """Lease the lowest sufficient free license to a live event (a tier runs its own events and lower ones).
+
+    Starting the same event again returns its lease. 403 when the account has no
+    license of a sufficient tier, 409 when every sufficient license is busy.
+    """
+    today = (now or timezone.now()).date()
+    with transaction.atomic():
+        account_lock(account)
+        live = EventLease.objects.select_related("license").filter(account=account, event_id=event_id,
+                                                                   stopped_at__isnull=True).first()
+        if live is not None:
+            return LeaseResult(200, lease_body(live))
+        sufficient = [tier for tier in pricing.TIERS if TIER_RANK[tier] >= TIER_RANK[event_tier]]
+        candidates = License.objects.filter(account=account, tier__in=sufficient).active(today)
+        if not candidates.exists():
+            return LeaseResult(403, {"error": "license_tier_needed", "tier_needed": event_tier,
+                                     "detail": f"Running a {pricing.TIER_LABELS[event_tier]} event needs an active "
+                                               f"{pricing.TIER_LABELS[event_tier]} license or higher."})
+        free = candidates.exclude(leases__stopped_at__isnull=True).annotate(
+            rank=Case(*(When(tier=tier, then=Value(rank)) for tier, rank in TIER_RANK.items()))
+        ).order_by("rank", "period_end", "pk").first()
+        if free is None:
+            return LeaseResult(409, {"error": "all_licenses_busy", "tier_needed": event_tier,
+                                     "detail": "Every license that can run this event is running another one."})
+        lease = EventLease.objects.create(account=account, license=free, event_id=event_id, event_tier=event_tier,
+                                          device_id=device_id)
+        return LeaseResult(201, lease_body(lease))
+
+
+def event_stop(*, account: Account, event_id: str) -> LeaseResult:
+    """End an event's lease, freeing its license; 404 when the event is not live."""
+    with transaction.atomic():
+        account_lock(account)
+        lease = EventLease.objects.select_related("license").filter(
+            account=account, event_id=event_id, stopped_at__isnull=True).first()
+        if lease is None:
+            return LeaseResult(404, {"error": "event_not_live", "detail": f"No live event {event_id!r}."})
+        lease.stopped_at = timezone.now()
+        lease.save(update_fields=["stopped_at"])
+        return LeaseResult(200, {**lease_body(lease), "stopped_at": lease.stopped_at.isoformat()})
+
+
+def device_licenses(*, account: Account, now: datetime.datetime | None = None) -> list[dict]:
+    """The active licenses a device may start events on, with what they run and whether they are free."""
+    today = (now or timezone.now()).date()
+    busy = dict(EventLease.objects.filter(account=account, stopped_at__isnull=True)
+                .values_list("license_id", "event_id"))
+    return [
+        {"license_id": lic.pk, "tier": lic.tier, "runs": [t for t in pricing.TIERS if TIER_RANK[t] <= TIER_RANK[lic.tier]],
+         "paid_until": lic.period_end.isoformat(), "cancelling": lic.cancel_at_period_end,
+         "live_event_id": busy.get(lic.pk)}
+        for lic in License.objects.filter(account=account).active(today).order_by("pk")
+    ]

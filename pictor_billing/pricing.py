@@ -13,6 +13,7 @@ to `total_due`.
 """
 
 import calendar
+import math
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -400,18 +401,79 @@ def _group_adjustments(adjustments: tuple[LicenseAdjustment, ...]) -> dict[tuple
     return groups
 
 
+@dataclass(frozen=True)
+class PackageOffer:
+    """A token package as the pricing service needs it."""
+
+    id: int
+    name: str
+    tokens: int
+    price: Decimal
+
+
 def quote_top_up(*, package_name: str, tokens: int, price: Decimal, credit_balance: Decimal = ZERO) -> TopUpQuote:
-    """Price a token package: its list price, less any credit balance (never below $0.00)."""
-    list_subtotal = to_money(price)
+    """Price one token package: its list price, less any credit balance (never below $0.00)."""
+    return quote_top_up_mix(items=[(PackageOffer(0, package_name, tokens, price), 1)], credit_balance=credit_balance)
+
+
+def quote_top_up_mix(
+    *, items: list[tuple[PackageOffer, int]] | tuple[tuple[PackageOffer, int], ...], credit_balance: Decimal = ZERO
+) -> TopUpQuote:
+    """Price one purchase of several packages (count of each); the credit balance applies first."""
     credit_balance = max(to_money(credit_balance), ZERO)
-    if list_subtotal <= 0 or tokens <= 0:
-        raise PricingError("a token package needs a positive price and token count")
-    lines = [QuoteLine("item", f"{package_name}: {tokens:,} tokens", 1, list_subtotal, list_subtotal)]
+    items = [(offer, count) for offer, count in items if count]
+    if not items:
+        raise PricingError("a top-up needs at least one package")
+    lines = []
+    for offer, count in items:
+        price = to_money(offer.price)
+        if price <= 0 or offer.tokens <= 0 or count < 0:
+            raise PricingError("a token package needs a positive price and token count")
+        lines.append(QuoteLine("item", f"{offer.name}: {offer.tokens:,} tokens", count, price, price * count))
+    list_subtotal = sum((line.amount for line in lines), ZERO)
     credit_applied = min(credit_balance, list_subtotal)
     if credit_applied:
         lines.append(QuoteLine("credit_applied", "Credit balance applied", 1, -credit_applied, -credit_applied))
     return TopUpQuote(
-        package_name=package_name, tokens=tokens, list_subtotal=list_subtotal,
+        package_name=", ".join(f"{count} × {offer.name}" if count > 1 else offer.name for offer, count in items),
+        tokens=sum(offer.tokens * count for offer, count in items), list_subtotal=list_subtotal,
         credit_balance=credit_balance, credit_applied=credit_applied,
         total_due=list_subtotal - credit_applied, lines=tuple(lines),
     )
+
+
+def cheapest_package_mix(packages: list[PackageOffer], tokens_needed: int) -> tuple[tuple[PackageOffer, int], ...]:
+    """The cheapest packages (with counts) that together give at least `tokens_needed` tokens.
+
+    Exact, and fast for any size: an optimal mix holds fewer than
+    best.tokens/g packages other than the best-value one (any more would
+    contain a group worth a whole number of best packages, which cost no
+    more), so everything beyond that window is bought as the best package and
+    only the window is solved by dynamic programming (in units of g, the
+    packages' common divisor).
+    """
+    packages = [p for p in packages if p.tokens > 0 and p.price > 0]
+    if tokens_needed <= 0 or not packages:
+        return ()
+    unit = math.gcd(*(p.tokens for p in packages))
+    sizes = {p.id: p.tokens // unit for p in packages}
+    needed = -(-tokens_needed // unit)
+    best = min(packages, key=lambda p: (p.price / p.tokens, -p.tokens))
+    window = sizes[best.id] * (max(sizes.values()) + 1)
+    bulk = max(0, (needed - window) // sizes[best.id])
+    rest = needed - bulk * sizes[best.id]
+    cost: list[Decimal] = [ZERO] + [Decimal("Infinity")] * rest
+    choice: list[PackageOffer | None] = [None] * (rest + 1)
+    for amount in range(1, rest + 1):
+        for p in packages:
+            candidate = p.price + cost[max(0, amount - sizes[p.id])]
+            if candidate < cost[amount]:
+                cost[amount], choice[amount] = candidate, p
+    counts: dict[int, int] = {best.id: bulk} if bulk else {}
+    amount = rest
+    while amount > 0:
+        p = choice[amount]
+        counts[p.id] = counts.get(p.id, 0) + 1
+        amount -= sizes[p.id]
+    by_id = {p.id: p for p in packages}
+    return tuple((by_id[pid], count) for pid, count in sorted(counts.items(), key=lambda kv: by_id[kv[0]].tokens))

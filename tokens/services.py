@@ -1,7 +1,19 @@
-"""Tokens: balance, the signup grant, and buying a package (tokens credited with its invoice)."""
+"""Tokens: the ledger and its balance, grants, top-ups (one package or a mix), usage with
+idempotency, low-balance alerts and auto top-up.
+
+Every write takes the account row lock first (`payments.services.account_lock`),
+so a balance read and the entry written after it cannot interleave with
+another request's: usage never takes the balance below zero, and debits that
+cross the auto top-up threshold together trigger one top-up.
+"""
 
 import datetime
+import hashlib
+import json
+from dataclasses import dataclass
 
+from django.conf import settings
+from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
@@ -9,29 +21,79 @@ from accounts.models import Account
 from invoices.models import Invoice
 from invoices.services import invoice_issue
 from payments.models import CreditEntry
-from payments.services import account_lock, card_charge_default, charge_refund_quietly, credit_balance
+from payments.services import (
+    NoDefaultCard,
+    PaymentDeclined,
+    account_lock,
+    card_charge_default,
+    charge_refund_quietly,
+    credit_balance,
+)
 from pictor_billing import pricing
 from pictor_billing.money import ZERO
-from tokens.models import TokenEntry, TokenPackage, TopUp
+from tokens.models import OUTPUT_TYPES, OutputRate, TokenEntry, TokenPackage, TokenSettings, TopUp, UsageRequest
 
 SIGNUP_GRANT_TOKENS = 50
+DEFAULT_RATES = {"photo": 0, "gif": 0, "video_capture": 0, "ai_image": 1, "ai_video": 10}
+
+
+class InsufficientTokens(Exception):
+    """The balance cannot cover a debit; nothing was written."""
 
 
 def token_balance(account: Account) -> int:
-    """The account's tokens: the sum of its ledger."""
-    return TokenEntry.objects.filter(account=account).balance()
+    """The account's tokens: the running balance of its newest ledger entry (equal to the ledger's sum)."""
+    latest = TokenEntry.objects.filter(account=account).order_by("-id").values_list("balance_after", flat=True).first()
+    return latest or 0
+
+
+def ledger_add(*, account: Account, kind: str, amount: int, **fields) -> TokenEntry:
+    """Append one entry; call inside a transaction holding the account lock.
+
+    Raises InsufficientTokens rather than let the balance go below zero (a
+    database check constraint refuses it too).
+    """
+    balance = token_balance(account) + amount
+    if balance < 0:
+        raise InsufficientTokens(f"needs {-amount} tokens, has {balance - amount}")
+    return TokenEntry.objects.create(account=account, kind=kind, amount=amount, balance_after=balance, **fields)
 
 
 def tokens_grant_signup(*, account: Account) -> TokenEntry:
     """The one-time 50-token welcome grant (a constraint stops a second one)."""
-    return TokenEntry.objects.create(account=account, kind=TokenEntry.SIGNUP_GRANT, amount=SIGNUP_GRANT_TOKENS,
-                                     note="Welcome to Pictor")
+    with transaction.atomic():
+        account_lock(account)
+        return ledger_add(account=account, kind=TokenEntry.SIGNUP_GRANT, amount=SIGNUP_GRANT_TOKENS,
+                          note="Welcome to Pictor")
+
+
+@transaction.atomic
+def tokens_adjust(*, account: Account, amount: int, reason: str, user) -> TokenEntry:
+    """An admin's grant (positive) or deduction (negative), with the reason and who made it."""
+    if not amount or not reason.strip():
+        raise ValueError("an adjustment needs a non-zero amount and a reason")
+    account_lock(account)
+    return ledger_add(account=account, kind=TokenEntry.ADMIN_ADJUSTMENT, amount=amount, note=reason.strip()[:200],
+                      created_by=user)
+
+
+def package_offer(package: TokenPackage) -> pricing.PackageOffer:
+    return pricing.PackageOffer(id=package.pk, name=package.name, tokens=package.tokens, price=package.price)
+
+
+def packages_on_sale():
+    return TokenPackage.objects.filter(is_active=True, price__gt=0, tokens__gt=0)
 
 
 def top_up_quote(*, account: Account, package: TokenPackage) -> pricing.TopUpQuote:
     """Price a package for this account (its credit balance applies first)."""
-    return pricing.quote_top_up(package_name=package.name, tokens=package.tokens, price=package.price,
-                                credit_balance=credit_balance(account))
+    return top_up_mix_quote(account=account, items=[(package, 1)])
+
+
+def top_up_mix_quote(*, account: Account, items: list[tuple[TokenPackage, int]]) -> pricing.TopUpQuote:
+    """Price several packages bought together, for this account."""
+    return pricing.quote_top_up_mix(items=[(package_offer(p), count) for p, count in items],
+                                    credit_balance=credit_balance(account))
 
 
 def tokens_top_up(
@@ -42,31 +104,174 @@ def tokens_top_up(
     The same form `token` again returns the first top-up and `False`.
     Raises NoDefaultCard or PaymentDeclined, in which case nothing changes.
     """
-    today = (now or timezone.now()).date()
-    charge = None
+    return tokens_top_up_mix(account=account, items=[(package, 1)], token=token, now=now)
+
+
+def tokens_top_up_mix(
+    *, account: Account, items: list[tuple[TokenPackage, int]], token: str, now: datetime.datetime | None = None
+) -> tuple[TopUp, bool]:
+    """Buy several packages in one purchase with one invoice (the estimator's suggested mix)."""
+    charge_box: list = []
     try:
         with transaction.atomic():
             account = account_lock(account)
             done = TopUp.objects.filter(token=token, account=account).first()
             if done is not None:
                 return done, False
-            quote = top_up_quote(account=account, package=package)
-            description = f"Token top-up: {package.name}, {package.tokens:,} tokens"
-            charge = card_charge_default(account=account, amount=quote.total_due,
-                                         idempotency_key=f"topup:{token}", description=description)
-            invoice = invoice_issue(
-                account=account, kind=Invoice.TOP_UP, description=description, lines=quote.lines,
-                subtotal=quote.list_subtotal, discount_total=ZERO, credit_applied=quote.credit_applied,
-                total=quote.total_due, status=Invoice.PAID, issued_on=today, charge=charge,
-            )
-            if quote.credit_applied:
-                CreditEntry.objects.create(account=account, kind=CreditEntry.APPLIED, amount=-quote.credit_applied,
-                                           invoice=invoice, note=f"Applied to {invoice.number}")
-            TokenEntry.objects.create(account=account, kind=TokenEntry.TOP_UP, amount=package.tokens,
-                                      invoice=invoice, note=package.name)
-            top_up = TopUp.objects.create(account=account, package=package, tokens=package.tokens, token=token,
-                                          invoice=invoice)
-            return top_up, True
+            return _top_up(account, items, token=token, automatic=False, now=now or timezone.now(),
+                           charge_box=charge_box), True
     except Exception:
-        charge_refund_quietly(charge)
+        for charge in charge_box:
+            charge_refund_quietly(charge)
         raise
+
+
+def _top_up(account, items, *, token, automatic, now, charge_box) -> TopUp:
+    # Inside the caller's transaction, with the account locked.
+    quote = top_up_mix_quote(account=account, items=items)
+    description = f"{'Auto top-up' if automatic else 'Token top-up'}: {quote.package_name}, {quote.tokens:,} tokens"
+    charge = card_charge_default(account=account, amount=quote.total_due, idempotency_key=f"topup:{token}",
+                                 description=description)
+    if charge is not None:
+        charge_box.append(charge)
+    invoice = invoice_issue(
+        account=account, kind=Invoice.TOP_UP, description=description, lines=quote.lines,
+        subtotal=quote.list_subtotal, discount_total=ZERO, credit_applied=quote.credit_applied,
+        total=quote.total_due, status=Invoice.PAID, issued_on=now.date(), charge=charge,
+    )
+    if quote.credit_applied:
+        CreditEntry.objects.create(account=account, kind=CreditEntry.APPLIED, amount=-quote.credit_applied,
+                                   invoice=invoice, note=f"Applied to {invoice.number}")
+    ledger_add(account=account, kind=TokenEntry.AUTO_TOP_UP if automatic else TokenEntry.TOP_UP,
+               amount=quote.tokens, invoice=invoice, note=quote.package_name)
+    single = items[0][0] if len(items) == 1 and items[0][1] == 1 else None
+    _low_balance_check(account, now)
+    return TopUp.objects.create(account=account, package=single, automatic=automatic, tokens=quote.tokens,
+                                token=token, invoice=invoice)
+
+
+def rates_in_force(now: datetime.datetime) -> dict[str, int]:
+    """Tokens per output of each type at this moment (SPEC's defaults where no rate is recorded)."""
+    rates = dict(DEFAULT_RATES)
+    seen = set()
+    for output_type, tokens in (OutputRate.objects.filter(effective_from__lte=now)
+                                .order_by("-effective_from").values_list("output_type", "tokens")):
+        if output_type not in seen:
+            seen.add(output_type)
+            rates[output_type] = tokens
+    return rates
+
+
+def token_settings(account: Account) -> TokenSettings:
+    return TokenSettings.objects.get_or_create(account=account)[0]
+
+
+@dataclass(frozen=True)
+class UsageResult:
+    """What the usage API answers: an HTTP status and a JSON body."""
+
+    status: int
+    body: dict
+    replayed: bool = False
+
+
+def body_fingerprint(body: dict) -> str:
+    """A stable hash of a request body, to tell a true retry from a reused key."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def tokens_spend(
+    *, account: Account, output_type: str, quantity: int, event_id: str, idempotency_key: str,
+    now: datetime.datetime | None = None,
+) -> UsageResult:
+    """Debit rate × quantity tokens for usage, once per idempotency key.
+
+    The same key and body again returns the first answer and debits nothing;
+    the same key with another body is a 409. Not enough tokens: 402, nothing
+    debited (and nothing remembered, so a retry after a top-up can succeed).
+    A debit that takes the balance below the auto top-up threshold buys the
+    chosen package in the same transaction.
+    """
+    now = now or timezone.now()
+    request_body = {"output_type": output_type, "quantity": quantity, "event_id": event_id}
+    fingerprint = body_fingerprint(request_body)
+    with transaction.atomic():
+        account = account_lock(account)
+        earlier = UsageRequest.objects.filter(account=account, idempotency_key=idempotency_key).first()
+        if earlier is not None:
+            if earlier.body_hash != fingerprint:
+                return UsageResult(409, {"error": "idempotency_key_reused",
+                                         "detail": "This idempotency_key was used with a different body."})
+            return UsageResult(201, earlier.response, replayed=True)
+        cost = rates_in_force(now)[output_type] * quantity
+        try:
+            entry = ledger_add(account=account, kind=TokenEntry.USAGE, amount=-cost, output_type=output_type,
+                               quantity=quantity, event_id=event_id)
+        except InsufficientTokens:
+            balance = token_balance(account)
+            return UsageResult(402, {"error": "insufficient_tokens", "balance": balance, "needed": cost,
+                                     "detail": f"This needs {cost} tokens and the balance is {balance}."})
+        _auto_top_up_if_due(account, entry, now)
+        _low_balance_check(account, now)
+        body = {"debited": cost, "balance": token_balance(account), "output_type": output_type,
+                "quantity": quantity, "event_id": event_id, "entry_id": entry.pk}
+        UsageRequest.objects.create(account=account, idempotency_key=idempotency_key, body_hash=fingerprint,
+                                    response=body)
+        return UsageResult(201, body)
+
+
+def _auto_top_up_if_due(account: Account, entry: TokenEntry, now: datetime.datetime) -> None:
+    # Called with the account locked, right after a debit: concurrent debits
+    # queue on that lock, so the one that crosses the threshold tops up and
+    # the next ones see the new balance.
+    prefs = token_settings(account)
+    if not prefs.auto_top_up or prefs.auto_top_up_package is None:
+        return
+    before = entry.balance_after - entry.amount
+    if not (entry.balance_after < prefs.auto_top_up_threshold <= before):
+        return
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    if TopUp.objects.filter(account=account, automatic=True, created_at__gte=month_start).count() \
+            >= prefs.auto_top_up_monthly_limit:
+        return
+    charge_box: list = []
+    try:
+        with transaction.atomic():  # a savepoint: a decline undoes the top-up, never the usage
+            _top_up(account, [(prefs.auto_top_up_package, 1)], token=f"auto-{account.pk}-{entry.pk}",
+                    automatic=True, now=now, charge_box=charge_box)
+    except (PaymentDeclined, NoDefaultCard) as error:
+        reason = getattr(error, "reason", "") or "No default card."
+        TokenSettings.objects.filter(pk=prefs.pk).update(auto_top_up=False, auto_top_up_failure=reason[:200])
+        _email_owners(account, "Auto top-up switched off",
+                      f"An automatic token top-up failed: {reason}\nAuto top-up is now off. Add a card and switch "
+                      "it on again on the Token activity page.")
+    except Exception:
+        for charge in charge_box:
+            charge_refund_quietly(charge)
+        raise
+
+
+def _low_balance_check(account: Account, now: datetime.datetime) -> None:
+    # One alert per crossing: flag it when the balance goes below the
+    # threshold, clear the flag once it is back at or above it.
+    prefs = token_settings(account)
+    balance = token_balance(account)
+    low = balance < prefs.low_balance_threshold
+    if low and not prefs.low_balance_alerted:
+        TokenSettings.objects.filter(pk=prefs.pk).update(low_balance_alerted=True)
+        _email_owners(account, "Your Pictor token balance is low",
+                      f"{account.name} has {balance} tokens left (your alert is set at "
+                      f"{prefs.low_balance_threshold}). Top up from the Billing area.")
+    elif not low and prefs.low_balance_alerted:
+        TokenSettings.objects.filter(pk=prefs.pk).update(low_balance_alerted=False)
+
+
+def _email_owners(account: Account, subject: str, message: str) -> None:
+    recipients = list(account.users.filter(is_active=True).values_list("email", flat=True))
+    if recipients:
+        # Sent once the transaction commits, so a rolled-back change never emails anyone.
+        transaction.on_commit(lambda: send_mail(subject, message, settings.DEFAULT_FROM_EMAIL, recipients,
+                                                fail_silently=True))
+
+
+OUTPUT_TYPE_LABELS = dict(OUTPUT_TYPES)
