@@ -3,7 +3,8 @@
 from django import forms
 from django.contrib import admin
 
-from licenses.models import PERIOD_CHOICES, TIER_CHOICES, Coupon, Feature, License, PriceListEntry, Purchase
+from licenses.models import PERIOD_CHOICES, TIER_CHOICES, Coupon, EventLease, Feature, License, PriceListEntry, Purchase
+from pictor_billing.admin import ReadOnlyAdmin
 
 
 @admin.register(PriceListEntry)
@@ -64,15 +65,16 @@ class LicenseAdmin(admin.ModelAdmin):
 
 
 @admin.register(Purchase)
-class PurchaseAdmin(admin.ModelAdmin):
+class PurchaseAdmin(ReadOnlyAdmin):
     list_display = ["id", "account", "tier", "period", "quantity", "total_due", "invoice", "created_at"]
     list_select_related = ["account", "invoice"]
 
-    def has_add_permission(self, request):
-        return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
+@admin.register(EventLease)
+class EventLeaseAdmin(ReadOnlyAdmin):
+    """Live and past events and the licenses they ran on (written only by the device API)."""
 
-    def has_delete_permission(self, request, obj=None):
-        return False
+    list_display = ["event_id", "account", "license", "event_tier", "device_id", "started_at", "stopped_at"]
+    list_filter = ["event_tier"]
+    search_fields = ["event_id", "device_id", "account__name"]
+    list_select_related = ["account", "license"]
