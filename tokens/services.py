@@ -142,10 +142,10 @@ def _top_up(account, items, *, token, automatic, now, charge_box) -> TopUp:
     if quote.credit_applied:
         CreditEntry.objects.create(account=account, kind=CreditEntry.APPLIED, amount=-quote.credit_applied,
                                    invoice=invoice, note=f"Applied to {invoice.number}")
-    ledger_add(account=account, kind=TokenEntry.AUTO_TOP_UP if automatic else TokenEntry.TOP_UP,
-               amount=quote.tokens, invoice=invoice, note=quote.package_name)
+    entry = ledger_add(account=account, kind=TokenEntry.AUTO_TOP_UP if automatic else TokenEntry.TOP_UP,
+                       amount=quote.tokens, invoice=invoice, note=quote.package_name)
     single = items[0][0] if len(items) == 1 and items[0][1] == 1 else None
-    _low_balance_check(account, now)
+    _low_balance_check(account, token_settings(account), entry.balance_after)
     return TopUp.objects.create(account=account, package=single, automatic=automatic, tokens=quote.tokens,
                                 token=token, invoice=invoice)
 
@@ -211,51 +211,55 @@ def tokens_spend(
             balance = token_balance(account)
             return UsageResult(402, {"error": "insufficient_tokens", "balance": balance, "needed": cost,
                                      "detail": f"This needs {cost} tokens and the balance is {balance}."})
-        _auto_top_up_if_due(account, entry, now)
-        _low_balance_check(account, now)
-        body = {"debited": cost, "balance": token_balance(account), "output_type": output_type,
+        prefs = token_settings(account)
+        balance = _auto_top_up_if_due(account, prefs, entry, now) or entry.balance_after
+        _low_balance_check(account, prefs, balance)
+        body = {"debited": cost, "balance": balance, "output_type": output_type,
                 "quantity": quantity, "event_id": event_id, "entry_id": entry.pk}
         UsageRequest.objects.create(account=account, idempotency_key=idempotency_key, body_hash=fingerprint,
                                     response=body)
         return UsageResult(201, body)
 
 
-def _auto_top_up_if_due(account: Account, entry: TokenEntry, now: datetime.datetime) -> None:
-    # Called with the account locked, right after a debit: concurrent debits
-    # queue on that lock, so the one that crosses the threshold tops up and
-    # the next ones see the new balance.
-    prefs = token_settings(account)
-    if not prefs.auto_top_up or prefs.auto_top_up_package is None:
-        return
+def _auto_top_up_if_due(account: Account, prefs: TokenSettings, entry: TokenEntry,
+                        now: datetime.datetime) -> int | None:
+    """Buy the chosen package when this debit crossed the threshold; the new balance, or None if not bought.
+
+    Called with the account locked, right after a debit: concurrent debits
+    queue on that lock, so the one that crosses the threshold tops up and the
+    next ones see the new balance.
+    """
+    if not prefs.auto_top_up or prefs.auto_top_up_package_id is None:
+        return None
     before = entry.balance_after - entry.amount
     if not (entry.balance_after < prefs.auto_top_up_threshold <= before):
-        return
+        return None
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     if TopUp.objects.filter(account=account, automatic=True, created_at__gte=month_start).count() \
             >= prefs.auto_top_up_monthly_limit:
-        return
+        return None
     charge_box: list = []
     try:
         with transaction.atomic():  # a savepoint: a decline undoes the top-up, never the usage
             _top_up(account, [(prefs.auto_top_up_package, 1)], token=f"auto-{account.pk}-{entry.pk}",
                     automatic=True, now=now, charge_box=charge_box)
+        return token_balance(account)
     except (PaymentDeclined, NoDefaultCard) as error:
         reason = getattr(error, "reason", "") or "No default card."
         TokenSettings.objects.filter(pk=prefs.pk).update(auto_top_up=False, auto_top_up_failure=reason[:200])
         _email_owners(account, "Auto top-up switched off",
                       f"An automatic token top-up failed: {reason}\nAuto top-up is now off. Add a card and switch "
                       "it on again on the Token activity page.")
+        return None
     except Exception:
         for charge in charge_box:
             charge_refund_quietly(charge)
         raise
 
 
-def _low_balance_check(account: Account, now: datetime.datetime) -> None:
+def _low_balance_check(account: Account, prefs: TokenSettings, balance: int) -> None:
     # One alert per crossing: flag it when the balance goes below the
     # threshold, clear the flag once it is back at or above it.
-    prefs = token_settings(account)
-    balance = token_balance(account)
     low = balance < prefs.low_balance_threshold
     if low and not prefs.low_balance_alerted:
         TokenSettings.objects.filter(pk=prefs.pk).update(low_balance_alerted=True)
