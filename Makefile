@@ -36,6 +36,7 @@ test: check-system
 
 bench: check-system
 	$(PY) bench/run.py
+	$(PY) bench/usage.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis

@@ -1,9 +1,9 @@
-"""Admin for accounts and their users."""
+"""Admin for accounts, their users and their device API keys."""
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
-from accounts.models import Account, User
+from accounts.models import Account, ApiKey, User
 
 
 class UserInline(admin.TabularInline):
@@ -34,3 +34,24 @@ class UserAdmin(BaseUserAdmin):
         ("Important dates", {"fields": ["last_login", "date_joined"]}),
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "account", "password1", "password2"]})]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Read-only: owners create and revoke keys in the Billing area. The hash is never shown."""
+
+    list_display = ["name", "prefix", "account", "created_at", "last_used_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix", "account__name"]
+    list_select_related = ["account"]
+    fields = ["name", "prefix", "account", "created_by", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

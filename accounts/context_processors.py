@@ -1,4 +1,5 @@
-"""The Billing header on every page: token balance, Top Up, and past-due / no-card banners."""
+"""The Billing header on every page: token balance (flagged when low), Top Up, and the banners
+(past due, no card, auto top-up switched off by a decline)."""
 
 from django.utils import timezone
 
@@ -24,6 +25,31 @@ class BillingHeader:
         if not hasattr(self, "_tokens"):
             self._tokens = token_balance(self.account)
         return self._tokens
+
+    @property
+    def _token_settings(self) -> tuple[int, str]:
+        """(low-balance threshold, auto top-up failure) in one query; the model's defaults before any are saved."""
+        from tokens.models import TokenSettings
+
+        if not hasattr(self, "_prefs"):
+            self._prefs = (TokenSettings.objects.filter(account=self.account)
+                           .values_list("low_balance_threshold", "auto_top_up_failure").first()
+                           or (TokenSettings._meta.get_field("low_balance_threshold").default, ""))
+        return self._prefs
+
+    @property
+    def low_balance_threshold(self) -> int:
+        return self._token_settings[0]
+
+    @property
+    def low_balance(self) -> bool:
+        """Flag the balance at the top right: it is below the owner's low-balance alert."""
+        return self.token_balance < self.low_balance_threshold
+
+    @property
+    def auto_top_up_failure(self) -> str:
+        """Why a decline switched auto top-up off; shown as a banner until the owner switches it on again."""
+        return self._token_settings[1]
 
     @property
     def default_card(self):

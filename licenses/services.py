@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Case, Count, Q, Value, When
+from django.db.models import Case, Count, Exists, OuterRef, Q, Value, When
 from django.utils import timezone
 
 from accounts.models import Account
@@ -238,14 +238,26 @@ def event_start(*, account: Account, event_id: str, event_tier: str, device_id: 
         live = EventLease.objects.select_related("license").filter(account=account, event_id=event_id,
                                                                    stopped_at__isnull=True).first()
         if live is not None:
-            return LeaseResult(200, lease_body(live))
+            if live.license.status != License.EXPIRED and live.license.period_end > today:
+                if TIER_RANK[live.license.tier] < TIER_RANK[event_tier]:
+                    return LeaseResult(409, {"error": "event_live_on_lower_tier", "tier_needed": event_tier,
+                                             "detail": "This event is live on a license that cannot run "
+                                                       f"{pricing.TIER_LABELS[event_tier]} events; stop it first."})
+                return LeaseResult(200, lease_body(live))
+            # Its license's paid period is over (a cancelled one runs its event until then, not
+            # after): that lease has ended, and the event needs another license.
+            live.stopped_at = now or timezone.now()
+            live.save(update_fields=["stopped_at"])
         sufficient = [tier for tier in pricing.TIERS if TIER_RANK[tier] >= TIER_RANK[event_tier]]
         candidates = License.objects.filter(account=account, tier__in=sufficient).active(today)
         if not candidates.exists():
             return LeaseResult(403, {"error": "license_tier_needed", "tier_needed": event_tier,
                                      "detail": f"Running a {pricing.TIER_LABELS[event_tier]} event needs an active "
                                                f"{pricing.TIER_LABELS[event_tier]} license or higher."})
-        free = candidates.exclude(leases__stopped_at__isnull=True).annotate(
+        # Not exclude(leases__stopped_at__isnull=True): across the reverse relation that is a LEFT JOIN,
+        # and a license that never ran an event (no lease row at all) would count as busy.
+        live_lease = EventLease.objects.filter(license=OuterRef("pk"), stopped_at__isnull=True)
+        free = candidates.exclude(Exists(live_lease)).annotate(
             rank=Case(*(When(tier=tier, then=Value(rank)) for tier, rank in TIER_RANK.items()))
         ).order_by("rank", "period_end", "pk").first()
         if free is None:

@@ -13,6 +13,7 @@ to `total_due`.
 """
 
 import calendar
+import heapq
 import math
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -442,38 +443,77 @@ def quote_top_up_mix(
     )
 
 
+# Above this many (units × packages) steps the exact table gives way to the residue search.
+_MIX_TABLE_LIMIT = 400_000
+
+
 def cheapest_package_mix(packages: list[PackageOffer], tokens_needed: int) -> tuple[tuple[PackageOffer, int], ...]:
     """The cheapest packages (with counts) that together give at least `tokens_needed` tokens.
 
-    Exact, and fast for any size: an optimal mix holds fewer than
-    best.tokens/g packages other than the best-value one (any more would
-    contain a group worth a whole number of best packages, which cost no
-    more), so everything beyond that window is bought as the best package and
-    only the window is solved by dynamic programming (in units of g, the
-    packages' common divisor).
+    Small needs are solved exactly by a table over token amounts (in units of
+    the packages' common divisor). Large needs use the best-value package for
+    the bulk: any mix's other packages are searched by residue modulo the best
+    package's size (a shortest-path search over at most that many states), and
+    the bulk tops each candidate up; that is exact whenever the other packages
+    stay within the need, which they do for needs this large.
     """
-    packages = [p for p in packages if p.tokens > 0 and p.price > 0]
+    packages = sorted((p for p in packages if p.tokens > 0 and p.price > 0), key=lambda p: (p.tokens, p.id))
     if tokens_needed <= 0 or not packages:
         return ()
     unit = math.gcd(*(p.tokens for p in packages))
     sizes = {p.id: p.tokens // unit for p in packages}
     needed = -(-tokens_needed // unit)
-    best = min(packages, key=lambda p: (p.price / p.tokens, -p.tokens))
-    window = sizes[best.id] * (max(sizes.values()) + 1)
-    bulk = max(0, (needed - window) // sizes[best.id])
-    rest = needed - bulk * sizes[best.id]
-    cost: list[Decimal] = [ZERO] + [Decimal("Infinity")] * rest
-    choice: list[PackageOffer | None] = [None] * (rest + 1)
-    for amount in range(1, rest + 1):
+    by_id = {p.id: p for p in packages}
+    if needed * len(packages) <= _MIX_TABLE_LIMIT:
+        counts = _mix_by_table(packages, sizes, needed)
+    else:
+        counts = _mix_by_residues(packages, sizes, needed)
+    return tuple((by_id[pid], count) for pid, count in sorted(counts.items(), key=lambda kv: by_id[kv[0]].tokens))
+
+
+def _mix_by_table(packages, sizes, needed) -> dict[int, int]:
+    cost: list[Decimal] = [ZERO] + [Decimal("Infinity")] * needed
+    choice: list[PackageOffer | None] = [None] * (needed + 1)
+    for amount in range(1, needed + 1):
         for p in packages:
             candidate = p.price + cost[max(0, amount - sizes[p.id])]
             if candidate < cost[amount]:
                 cost[amount], choice[amount] = candidate, p
-    counts: dict[int, int] = {best.id: bulk} if bulk else {}
-    amount = rest
-    while amount > 0:
-        p = choice[amount]
+    counts: dict[int, int] = {}
+    while needed > 0:
+        p = choice[needed]
         counts[p.id] = counts.get(p.id, 0) + 1
-        amount -= sizes[p.id]
-    by_id = {p.id: p for p in packages}
-    return tuple((by_id[pid], count) for pid, count in sorted(counts.items(), key=lambda kv: by_id[kv[0]].tokens))
+        needed -= sizes[p.id]
+    return counts
+
+
+def _mix_by_residues(packages, sizes, needed) -> dict[int, int]:
+    best = min(packages, key=lambda p: (p.price / p.tokens, -p.tokens))
+    size = sizes[best.id]
+    others = [p for p in packages if p.id != best.id]
+    # Dijkstra over residues modulo the best size; a path's cost is the price of
+    # the other packages beyond what the same tokens would cost in best value.
+    excess = {p.id: p.price - best.price * sizes[p.id] / size for p in others}
+    found: dict[int, tuple[Decimal, int, tuple[int, ...]]] = {}
+    queue = [(ZERO, 0, 0, ())]  # (excess, units, residue, package ids)
+    while queue:
+        spent, units, residue, path = heapq.heappop(queue)
+        if residue in found:
+            continue
+        found[residue] = (spent, units, path)
+        for p in others:
+            after = (residue + sizes[p.id]) % size
+            if after not in found:
+                heapq.heappush(queue, (spent + excess[p.id], units + sizes[p.id], after, path + (p.id,)))
+    options = []
+    for _, units, path in found.values():
+        if units > needed:
+            continue
+        bulk = -(-(needed - units) // size)
+        price = sum((next(p.price for p in others if p.id == pid) for pid in path), ZERO) + best.price * bulk
+        options.append((price, units + bulk * size, path, bulk))
+    price, _, path, bulk = min(options)
+    counts: dict[int, int] = {best.id: bulk} if bulk else {}
+    for pid in path:
+        counts[pid] = counts.get(pid, 0) + 1
+    return counts

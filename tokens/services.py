@@ -28,6 +28,7 @@ from payments.services import (
     card_charge_default,
     charge_refund_quietly,
     credit_balance,
+    default_card,
 )
 from pictor_billing import pricing
 from pictor_billing.money import ZERO
@@ -73,8 +74,12 @@ def tokens_adjust(*, account: Account, amount: int, reason: str, user) -> TokenE
     if not amount or not reason.strip():
         raise ValueError("an adjustment needs a non-zero amount and a reason")
     account_lock(account)
-    return ledger_add(account=account, kind=TokenEntry.ADMIN_ADJUSTMENT, amount=amount, note=reason.strip()[:200],
-                      created_by=user)
+    entry = ledger_add(account=account, kind=TokenEntry.ADMIN_ADJUSTMENT, amount=amount, note=reason.strip()[:200],
+                       created_by=user)
+    # A deduction can start a dip and a grant end one, like usage and top-ups;
+    # otherwise the once-per-crossing flag goes stale and a later crossing is silent.
+    _low_balance_check(account, token_settings(account), entry.balance_after)
+    return entry
 
 
 def package_offer(package: TokenPackage) -> pricing.PackageOffer:
@@ -126,7 +131,7 @@ def tokens_top_up_mix(
         raise
 
 
-def _top_up(account, items, *, token, automatic, now, charge_box) -> TopUp:
+def _top_up(account, items, *, token, automatic, now, charge_box, prefs=None) -> TopUp:
     # Inside the caller's transaction, with the account locked.
     quote = top_up_mix_quote(account=account, items=items)
     description = f"{'Auto top-up' if automatic else 'Token top-up'}: {quote.package_name}, {quote.tokens:,} tokens"
@@ -145,7 +150,7 @@ def _top_up(account, items, *, token, automatic, now, charge_box) -> TopUp:
     entry = ledger_add(account=account, kind=TokenEntry.AUTO_TOP_UP if automatic else TokenEntry.TOP_UP,
                        amount=quote.tokens, invoice=invoice, note=quote.package_name)
     single = items[0][0] if len(items) == 1 and items[0][1] == 1 else None
-    _low_balance_check(account, token_settings(account), entry.balance_after)
+    _low_balance_check(account, prefs or token_settings(account), entry.balance_after)
     return TopUp.objects.create(account=account, package=single, automatic=automatic, tokens=quote.tokens,
                                 token=token, invoice=invoice)
 
@@ -234,18 +239,23 @@ def _auto_top_up_if_due(account: Account, prefs: TokenSettings, entry: TokenEntr
     before = entry.balance_after - entry.amount
     if not (entry.balance_after < prefs.auto_top_up_threshold <= before):
         return None
-    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    if TopUp.objects.filter(account=account, automatic=True, created_at__gte=month_start).count() \
-            >= prefs.auto_top_up_monthly_limit:
+    # Counted by invoice date, which follows `now`; created_at is the wall clock.
+    month_start = now.date().replace(day=1)
+    next_month = (month_start + datetime.timedelta(days=32)).replace(day=1)
+    if TopUp.objects.filter(account=account, automatic=True, invoice__issued_on__gte=month_start,
+                            invoice__issued_on__lt=next_month).count() >= prefs.auto_top_up_monthly_limit:
         return None
     charge_box: list = []
     try:
         with transaction.atomic():  # a savepoint: a decline undoes the top-up, never the usage
             _top_up(account, [(prefs.auto_top_up_package, 1)], token=f"auto-{account.pk}-{entry.pk}",
-                    automatic=True, now=now, charge_box=charge_box)
+                    automatic=True, now=now, charge_box=charge_box, prefs=prefs)
         return token_balance(account)
-    except (PaymentDeclined, NoDefaultCard) as error:
-        reason = getattr(error, "reason", "") or "No default card."
+    except (PaymentDeclined, NoDefaultCard, pricing.PricingError) as error:
+        if isinstance(error, pricing.PricingError):
+            reason = f"The {prefs.auto_top_up_package.name} package can no longer be bought."
+        else:
+            reason = getattr(error, "reason", "") or "No default card."
         TokenSettings.objects.filter(pk=prefs.pk).update(auto_top_up=False, auto_top_up_failure=reason[:200])
         _email_owners(account, "Auto top-up switched off",
                       f"An automatic token top-up failed: {reason}\nAuto top-up is now off. Add a card and switch "
@@ -263,19 +273,106 @@ def _low_balance_check(account: Account, prefs: TokenSettings, balance: int) -> 
     low = balance < prefs.low_balance_threshold
     if low and not prefs.low_balance_alerted:
         TokenSettings.objects.filter(pk=prefs.pk).update(low_balance_alerted=True)
+        prefs.low_balance_alerted = True  # a second check in the same debit must not email again
         _email_owners(account, "Your Pictor token balance is low",
                       f"{account.name} has {balance} tokens left (your alert is set at "
                       f"{prefs.low_balance_threshold}). Top up from the Billing area.")
     elif not low and prefs.low_balance_alerted:
         TokenSettings.objects.filter(pk=prefs.pk).update(low_balance_alerted=False)
+        prefs.low_balance_alerted = False
 
 
 def _email_owners(account: Account, subject: str, message: str) -> None:
     recipients = list(account.users.filter(is_active=True).values_list("email", flat=True))
     if recipients:
-        # Sent once the transaction commits, so a rolled-back change never emails anyone.
-        transaction.on_commit(lambda: send_mail(subject, message, settings.DEFAULT_FROM_EMAIL, recipients,
-                                                fail_silently=True))
+        # Sent once the transaction commits, so a rolled-back change never emails anyone; `robust`
+        # logs a mail failure instead of raising it into a request whose writes are already committed
+        # (send_mail's fail_silently is deprecated in Django 6.1).
+        transaction.on_commit(lambda: send_mail(subject, message, settings.DEFAULT_FROM_EMAIL, recipients),
+                              robust=True)
 
 
 OUTPUT_TYPE_LABELS = dict(OUTPUT_TYPES)
+
+
+@transaction.atomic
+def token_settings_update(
+    *, account: Account, low_balance_threshold: int, auto_top_up: bool, auto_top_up_threshold: int,
+    auto_top_up_package: TokenPackage | None, auto_top_up_monthly_limit: int,
+) -> TokenSettings:
+    """Save an owner's low-balance and auto top-up choices.
+
+    Switching auto top-up on needs a package and a usable default card (else
+    NoDefaultCard, nothing saved) and clears the failure left by a decline.
+    """
+    account = account_lock(account)
+    if auto_top_up:
+        if auto_top_up_package is None:
+            raise ValueError("auto top-up needs a package")
+        card = default_card(account)
+        if card is None:
+            raise NoDefaultCard("Add a card before switching on auto top-up: it is charged to your default card.")
+        if card.is_expired(timezone.now().date()):
+            raise NoDefaultCard("Your default card has expired. Add a card or make another one the default "
+                                "before switching on auto top-up.")
+    prefs = token_settings(account)
+    prefs.low_balance_threshold = low_balance_threshold
+    prefs.auto_top_up = auto_top_up
+    prefs.auto_top_up_threshold = auto_top_up_threshold
+    prefs.auto_top_up_package = auto_top_up_package
+    prefs.auto_top_up_monthly_limit = auto_top_up_monthly_limit
+    if auto_top_up:
+        prefs.auto_top_up_failure = ""
+    prefs.save()
+    # A new threshold can start or end a dip at today's balance.
+    _low_balance_check(account, prefs, token_balance(account))
+    return prefs
+
+
+@dataclass(frozen=True)
+class EstimateLine:
+    output_type: str
+    label: str
+    rate: int  # tokens per output, in force now
+    outputs: int  # guests × outputs per guest
+    tokens: int
+
+
+@dataclass(frozen=True)
+class EventEstimate:
+    """The tokens an event needs against the balance; where short, the cheapest package mix and its price."""
+
+    guests: int
+    lines: tuple[EstimateLine, ...]
+    tokens_needed: int
+    balance: int
+    shortfall: int
+    mix: tuple[tuple[TokenPackage, int], ...]
+    quote: pricing.TopUpQuote | None  # None when nothing is short or no package is on sale
+
+    @property
+    def spare(self) -> int:
+        return max(0, self.balance - self.tokens_needed)
+
+
+def event_estimate(*, account: Account, guests: int, outputs_per_guest: dict[str, int],
+                   now: datetime.datetime | None = None) -> EventEstimate:
+    """Estimate an event at today's rates; the estimator shows it and its top-up buys `mix`."""
+    rates = rates_in_force(now or timezone.now())
+    lines = tuple(
+        EstimateLine(output_type, label, rates[output_type], guests * outputs_per_guest.get(output_type, 0),
+                     rates[output_type] * guests * outputs_per_guest.get(output_type, 0))
+        for output_type, label in OUTPUT_TYPES
+    )
+    needed = sum(line.tokens for line in lines)
+    balance = token_balance(account)
+    shortfall = max(0, needed - balance)
+    mix, quote = (), None
+    if shortfall:
+        by_id = {package.pk: package for package in packages_on_sale()}
+        offers = pricing.cheapest_package_mix([package_offer(p) for p in by_id.values()], shortfall)
+        mix = tuple((by_id[offer.id], count) for offer, count in offers)
+        if mix:
+            quote = top_up_mix_quote(account=account, items=list(mix))
+    return EventEstimate(guests=guests, lines=lines, tokens_needed=needed, balance=balance, shortfall=shortfall,
+                         mix=mix, quote=quote)

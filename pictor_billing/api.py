@@ -1,0 +1,166 @@
+"""The device API's plumbing: key authentication, JSON bodies checked field by field, JSON errors.
+
+Every answer is JSON, refusals included: a device never has to parse an HTML error page.
+A refusal names what was wrong, e.g. 400 `{"error": "invalid_request", "field": "quantity",
+"detail": "..."}`; `field` is null when the body as a whole is at fault (not JSON, not an object).
+pictor_billing/openapi.py describes the same rules; tests/api/test_fuzz.py holds the two together.
+"""
+
+import json
+import re
+from functools import wraps
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from accounts.api_keys import api_key_authenticate
+
+MAX_ID_LENGTH = 100  # event_id, device_id and idempotency_key: the columns they are stored in
+# Control characters in an id are a device bug, and PostgreSQL refuses NUL in text outright.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+AUTH_CHALLENGE = 'Bearer realm="Pictor device API"'
+
+
+class ApiError(Exception):
+    """A refusal, answered as JSON: `{"error": code, "detail": ..., **extra}` with this status."""
+
+    def __init__(self, status: int, error: str, detail: str, *, headers: dict | None = None, **extra):
+        super().__init__(detail)
+        self.status, self.headers = status, headers or {}
+        self.body = {"error": error, **extra, "detail": detail}
+
+    def response(self) -> JsonResponse:
+        return json_response(self.body, status=self.status, headers=self.headers)
+
+
+def json_response(body: dict, *, status: int = 200, headers: dict | None = None) -> JsonResponse:
+    # Balances and leases change from one request to the next: never cached, unless the caller says so.
+    return JsonResponse(body, status=status, headers={"Cache-Control": "no-store", **(headers or {})})
+
+
+def invalid(field: str | None, detail: str) -> ApiError:
+    return ApiError(400, "invalid_request", detail, field=field)
+
+
+def api_view(*methods: str):
+    """A JSON endpoint answering these methods (405 otherwise); no CSRF, as no cookie is ever read.
+
+    Turns an ApiError raised anywhere below into its JSON answer.
+    """
+
+    def decorator(view):
+        @csrf_exempt
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if request.method not in methods:
+                return ApiError(405, "method_not_allowed", f"Use {' or '.join(methods)}.",
+                                headers={"Allow": ", ".join(methods)}).response()
+            try:
+                return view(request, *args, **kwargs)
+            except ApiError as refused:
+                return refused.response()
+
+        return wrapper
+
+    return decorator
+
+
+def api_key_required(view):
+    """`Authorization: Bearer <key>` with a live key; `request.account` is then the key's account.
+
+    Missing, malformed, unknown and revoked keys all get the same 401: the answer never tells
+    which, so it cannot be used to probe for keys.
+    """
+
+    @csrf_exempt
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        scheme, _, plain = request.headers.get("Authorization", "").partition(" ")
+        api_key = api_key_authenticate(plain.strip()) if scheme.lower() == "bearer" else None
+        if api_key is None:
+            return ApiError(401, "unauthorized", "Send a live API key as 'Authorization: Bearer <key>'.",
+                            headers={"WWW-Authenticate": AUTH_CHALLENGE}).response()
+        request.api_key, request.account = api_key, api_key.account
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def json_object(request, *, fields: tuple[str, ...]) -> dict:
+    """The request body: a JSON object with no field but these (in which order it is checked)."""
+    media_type = request.content_type.strip().lower()
+    charset = (request.content_params or {}).get("charset", "utf-8").strip().lower()
+    if media_type != "application/json" or charset not in {"utf-8", "utf8"}:
+        raise ApiError(415, "unsupported_media_type", "Send the body as JSON: 'Content-Type: application/json'.")
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise ApiError(413, "payload_too_large", "The body is too large.") from None
+    try:
+        body = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        # ValueError covers bad syntax, NaN/Infinity and integers too long to read.
+        raise invalid(None, "The body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise invalid(None, "The body must be a JSON object.")
+    unknown = sorted(set(body) - set(fields))
+    if unknown:
+        raise invalid(unknown[0][:MAX_ID_LENGTH], f"Unknown field {unknown[0][:MAX_ID_LENGTH]!r}; "
+                                                  f"the fields are {', '.join(fields)}.")
+    return body
+
+
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _required(body: dict, name: str):
+    if name not in body or body[name] is None:
+        raise invalid(name, f"{name} is required.")
+    return body[name]
+
+
+def identifier(value, name: str) -> str:
+    """An id chosen by the device: 1 to 100 characters, no control characters."""
+    if not isinstance(value, str):
+        raise invalid(name, f"{name} must be a string.")
+    if not 1 <= len(value) <= MAX_ID_LENGTH:
+        raise invalid(name, f"{name} must be 1 to {MAX_ID_LENGTH} characters long.")
+    if CONTROL_CHARACTERS.search(value) or not _is_encodable(value):
+        raise invalid(name, f"{name} must be valid text without control characters.")
+    return value
+
+
+def _is_encodable(value: str) -> bool:
+    # JSON can spell a lone surrogate ("\ud800"), which no database can store as text.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def string_field(body: dict, name: str) -> str:
+    return identifier(_required(body, name), name)
+
+
+def choice_field(body: dict, name: str, choices) -> str:
+    value = _required(body, name)
+    if not isinstance(value, str) or value not in choices:
+        raise invalid(name, f"{name} must be one of: {', '.join(choices)}.")
+    return value
+
+
+def integer_field(body: dict, name: str, *, minimum: int, maximum: int) -> int:
+    value = _required(body, name)
+    # bool is an int in Python, and 2.0 is a float: neither is a whole number in the API's terms.
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise invalid(name, f"{name} must be a whole number from {minimum} to {maximum:,}.")
+    return value
+
+
+@csrf_exempt
+def api_not_found(request, *args, **kwargs):
+    """Any other path under /api/: a JSON 404, like every other API answer."""
+    return ApiError(404, "not_found", "No such API endpoint; see /api/v1/openapi.json.").response()

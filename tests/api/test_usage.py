@@ -1,0 +1,124 @@
+"""POST /api/v1/usage: debits rate × quantity tokens, once per idempotency key, never below zero."""
+
+import datetime
+
+import pytest
+from django.utils import timezone
+
+from tests.api.conftest import grant, ledger
+from tokens.models import OutputRate, TokenEntry
+from tokens.services import token_balance
+
+
+@pytest.mark.parametrize(("output_type", "quantity", "debited"), [
+    ("ai_image", 3, 3),        # 1 token each
+    ("ai_video", 2, 20),       # 10 tokens each
+    ("photo", 5, 0),           # free
+    ("gif", 4, 0),             # free
+    ("video_capture", 1, 0),   # free
+])
+def test_usage_debits_the_rate_times_the_quantity(alice, alice_device, output_type, quantity, debited):
+    grant(alice.account, 100)
+
+    response = alice_device.usage(output_type, quantity, event_id="wedding")
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body["debited"] == debited
+    assert body["balance"] == 100 - debited == token_balance(alice.account)
+    assert (body["output_type"], body["quantity"], body["event_id"]) == (output_type, quantity, "wedding")
+    entry = TokenEntry.objects.get(pk=body["entry_id"])
+    assert (entry.kind, entry.amount, entry.output_type, entry.quantity, entry.event_id) == (
+        TokenEntry.USAGE, -debited, output_type, quantity, "wedding")
+
+
+def test_a_rate_change_applies_to_later_usage_only(alice, alice_device):
+    grant(alice.account, 100)
+    first = alice_device.usage("ai_image", 2).json()
+    assert first["debited"] == 2
+    OutputRate.objects.create(output_type="ai_image", tokens=3, effective_from=timezone.now())
+    OutputRate.objects.create(output_type="ai_video", tokens=1,  # announced for tomorrow: not yet
+                              effective_from=timezone.now() + datetime.timedelta(days=1))
+
+    assert alice_device.usage("ai_image", 2).json()["debited"] == 6
+    assert alice_device.usage("ai_video", 1).json()["debited"] == 10
+    # The first debit keeps the rate it was made at.
+    assert TokenEntry.objects.get(pk=first["entry_id"]).amount == -2
+    assert token_balance(alice.account) == 100 - 2 - 6 - 10
+
+
+def test_not_enough_tokens_is_402_and_nothing_is_debited(alice, alice_device):
+    grant(alice.account, 15)
+    before = ledger(alice.account)
+
+    response = alice_device.usage("ai_video", 2)
+
+    assert response.status_code == 402
+    assert response.json() == {"error": "insufficient_tokens", "balance": 15, "needed": 20,
+                               "detail": "This needs 20 tokens and the balance is 15."}
+    assert ledger(alice.account) == before
+
+
+def test_the_balance_can_be_spent_down_to_exactly_zero(alice, alice_device):
+    grant(alice.account, 10)
+    assert alice_device.usage("ai_video", 1).json()["balance"] == 0
+    assert alice_device.usage("ai_image", 1).status_code == 402
+    assert alice_device.usage("photo", 3).status_code == 201  # free outputs still work at zero
+
+
+def test_the_same_idempotency_key_returns_the_first_answer_and_debits_once(alice, alice_device):
+    grant(alice.account, 100)
+    first = alice_device.usage("ai_video", 1, key="booth-1-output-42")
+    again = alice_device.usage("ai_video", 1, key="booth-1-output-42")
+
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json() == first.json()
+    assert token_balance(alice.account) == 90
+    assert TokenEntry.objects.filter(account=alice.account, kind=TokenEntry.USAGE).count() == 1
+
+
+def test_a_replay_answers_as_first_even_after_the_rate_changed(alice, alice_device):
+    grant(alice.account, 100)
+    first = alice_device.usage("ai_image", 1, key="k1").json()
+    OutputRate.objects.create(output_type="ai_image", tokens=5, effective_from=timezone.now())
+    assert alice_device.usage("ai_image", 1, key="k1").json() == first
+    assert token_balance(alice.account) == 99
+
+
+@pytest.mark.parametrize("change", [{"quantity": 2}, {"output_type": "ai_video"}, {"event_id": "another"}])
+def test_the_same_idempotency_key_with_a_different_body_is_409_and_debits_nothing(alice, alice_device, change):
+    grant(alice.account, 100)
+    alice_device.usage(**{"output_type": "ai_image", "quantity": 1, "event_id": "wedding", "key": "k1"})
+    before = ledger(alice.account)
+
+    response = alice_device.usage(**{"output_type": "ai_image", "quantity": 1, "event_id": "wedding", "key": "k1",
+                                     **change})
+
+    assert response.status_code == 409
+    assert response.json()["error"] == "idempotency_key_reused"
+    assert ledger(alice.account) == before
+
+
+def test_a_refused_debit_can_be_retried_with_the_same_key_after_a_top_up(alice, alice_device):
+    grant(alice.account, 5)
+    assert alice_device.usage("ai_video", 1, key="k1").status_code == 402
+    grant(alice.account, 10)
+    retry = alice_device.usage("ai_video", 1, key="k1")
+    assert retry.status_code == 201
+    assert retry.json()["balance"] == 5
+
+
+def test_idempotency_keys_belong_to_one_account(alice, charlie, alice_device, charlie_device):
+    grant(alice.account, 10)
+    grant(charlie.account, 10)
+    assert alice_device.usage("ai_image", 1, key="shared").json()["balance"] == 9
+    assert charlie_device.usage("ai_image", 2, key="shared").json()["balance"] == 8
+
+
+def test_the_balance_always_equals_the_ledgers_sum(alice, alice_device):
+    grant(alice.account, 50)
+    for output_type, quantity in [("ai_image", 7), ("photo", 3), ("ai_video", 3), ("ai_video", 2)]:
+        alice_device.usage(output_type, quantity)  # the last one is refused: 13 left, 20 needed
+    entries = TokenEntry.objects.filter(account=alice.account)
+    assert entries.balance() == token_balance(alice.account) == 50 - 7 - 30 == 13
+    assert entries.order_by("-id").first().balance_after == 13

@@ -1,0 +1,29 @@
+"""Token test helpers: usage the way devices spend it, and moving an entry to another day."""
+
+import datetime
+import uuid
+
+import pytest
+from django.utils import timezone
+
+from tokens.models import TokenEntry
+from tokens.services import tokens_spend
+
+
+def spend(account, output_type="ai_image", quantity=1, *, event_id="booth-1", now=None):
+    """One usage request through tokens_spend, as the device API makes it; its answer."""
+    result = tokens_spend(account=account, output_type=output_type, quantity=quantity, event_id=event_id,
+                          idempotency_key=uuid.uuid4().hex, now=now)
+    assert result.status == 201, result.body
+    return result
+
+
+def move_to_day(entry_id: int, day: datetime.date) -> None:
+    """Put an entry on another day (created_at is set by the database, so usage is always "now")."""
+    moment = datetime.datetime.combine(day, datetime.time(12, 0), tzinfo=datetime.UTC)
+    TokenEntry.objects.filter(pk=entry_id).update(created_at=moment)
+
+
+@pytest.fixture
+def today():
+    return timezone.localdate()
