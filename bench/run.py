@@ -208,8 +208,17 @@ class Gunicorn:
 
 # --- load ------------------------------------------------------------------------------------
 
-def load(port: int, path: str, headers: dict, total: int, clients: int) -> dict:
-    """`total` GETs from `clients` threads, each with one keep-alive connection, started together."""
+def load(port: int, path: str, headers: dict | list[dict], total: int, clients: int, *, method: str = "GET",
+         body=None, check=None) -> dict:
+    """`total` requests from `clients` threads, each with one keep-alive connection, started together.
+
+    Thread i sends headers[i % len(headers)] (or `headers` itself when it is one
+    dict), `body(tag)` as the request body when given, and `check(status, content)`
+    decides whether an answer counts as a success (default: a 200 whose page
+    is the summary, or /healthz).
+    """
+    headers = headers if isinstance(headers, list) else [headers]
+    check = check or (lambda status, content: status == 200 and (path == "/healthz" or SUMMARY_MARKER in content))
     quotas = [total // clients + (1 if i < total % clients else 0) for i in range(clients)]
     latencies: list[list[float]] = [[] for _ in range(clients)]
     failures: list[str] = []
@@ -225,13 +234,14 @@ def load(port: int, path: str, headers: dict, total: int, clients: int) -> dict:
             for _ in range(quotas[index]):
                 if conn.sock is None:
                     connects[index] += 1
+                payload = body(f"t{index}") if body else None
                 t0 = time.perf_counter()
-                conn.request("GET", path, headers=headers)
+                conn.request(method, path, body=payload, headers=headers[index % len(headers)])
                 response = conn.getresponse()
-                body = response.read()
+                content = response.read()
                 mine.append(time.perf_counter() - t0)
-                if response.status != 200 or (path != "/healthz" and SUMMARY_MARKER not in body):
-                    failures.append(f"HTTP {response.status}: {body[:120]!r}")
+                if not check(response.status, content):
+                    failures.append(f"HTTP {response.status}: {content[:160]!r}")
         except Exception as error:  # noqa: BLE001 - reported by the caller
             failures.append(repr(error))
             barrier.abort()

@@ -19,14 +19,11 @@
 
 import argparse
 import datetime
-import http.client
 import json
 import os
 import platform
 import signal
 import sys
-import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -100,48 +97,10 @@ def count_queries(key: str) -> dict:
 
 
 def load(port: int, method: str, path: str, headers: list[dict], total: int, clients: int, *, expect: int) -> dict:
-    """`total` requests from `clients` threads, each with one connection (kept alive when the server
-    allows), started together; thread i sends headers[i % len(headers)]. A POST carries a fresh
-    usage body each time."""
-    quotas = [total // clients + (1 if i < total % clients else 0) for i in range(clients)]
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-    failures: list[str] = []
-    connects = [0] * clients
-    started: list[float] = []
-    barrier = threading.Barrier(clients, action=lambda: started.append(time.perf_counter()))
-
-    def worker(index: int) -> None:
-        conn = http.client.HTTPConnection(HOST, port, timeout=30)
-        mine = latencies[index]
-        try:
-            barrier.wait()
-            for _ in range(quotas[index]):
-                if conn.sock is None:
-                    connects[index] += 1
-                body = usage_body(f"t{index}") if method == "POST" else None
-                t0 = time.perf_counter()
-                conn.request(method, path, body=body, headers=headers[index % len(headers)])
-                response = conn.getresponse()
-                content = response.read()
-                mine.append(time.perf_counter() - t0)
-                if response.status != expect:
-                    failures.append(f"HTTP {response.status}: {content[:160]!r}")
-        except Exception as error:  # noqa: BLE001 - reported by the caller
-            failures.append(repr(error))
-            barrier.abort()
-        finally:
-            conn.close()
-
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started[0] if started else float("nan")
-    if failures:
-        raise RuntimeError(f"{len(failures)} failed requests to {path}; first: {failures[0]}")
-    return {"latencies": [lat for per_thread in latencies for lat in per_thread], "seconds": elapsed,
-            "connections_opened": sum(connects)}
+    """bench/run.py's load, with a fresh usage body for every POST and `expect` as the only good status."""
+    return base.load(port, path, headers, total, clients, method=method,
+                     body=usage_body if method == "POST" else None,
+                     check=lambda status, content: status == expect)
 
 
 def books(accounts: list, sent: int) -> dict:
