@@ -18,7 +18,10 @@ from accounts.api_keys import api_key_authenticate
 
 MAX_ID_LENGTH = 100  # event_id, device_id and idempotency_key: the columns they are stored in
 # Control characters in an id are a device bug, and PostgreSQL refuses NUL in text outright.
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+# One pattern for the code and the OpenAPI document: no control characters (C0, DEL, C1) and no
+# space at either end. \ufeff is named because JSON Schema's \s has it and Python's does not.
+IDENTIFIER_PATTERN = r"^[^\s\ufeff\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\ufeff\x00-\x1f\x7f-\x9f])?$"
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 AUTH_CHALLENGE = 'Bearer realm="Pictor device API"'
 
 
@@ -122,13 +125,16 @@ def _required(body: dict, name: str):
 
 
 def identifier(value, name: str) -> str:
-    """An id chosen by the device: 1 to 100 characters, no control characters."""
+    """An id chosen by the device: 1 to 100 characters, no control characters, no surrounding spaces."""
     if not isinstance(value, str):
         raise invalid(name, f"{name} must be a string.")
     if not 1 <= len(value) <= MAX_ID_LENGTH:
         raise invalid(name, f"{name} must be 1 to {MAX_ID_LENGTH} characters long.")
     if CONTROL_CHARACTERS.search(value) or not _is_encodable(value):
         raise invalid(name, f"{name} must be valid text without control characters.")
+    if value != value.strip() or value[0] == "\ufeff" or value[-1] == "\ufeff":
+        # "e1" and "e1 " would otherwise be two events, and " " a key.
+        raise invalid(name, f"{name} must not start or end with spaces.")
     return value
 
 

@@ -6,7 +6,7 @@ and tests/api/test_fuzz.py fuzzes the API against it, so the two cannot drift ap
 
 from licenses.api import START_FIELDS
 from pictor_billing import pricing
-from pictor_billing.api import AUTH_CHALLENGE, MAX_ID_LENGTH, api_view, json_response
+from pictor_billing.api import AUTH_CHALLENGE, IDENTIFIER_PATTERN, MAX_ID_LENGTH, api_view, json_response
 from tokens.api import MAX_QUANTITY, OUTPUT_TYPE_NAMES, USAGE_FIELDS
 from tokens.services import DEFAULT_RATES
 
@@ -58,8 +58,10 @@ WITH_BODY = {
 }
 
 IDENTIFIER = {
-    "type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH, "pattern": r"^[^\x00-\x1F\x7F]*$",
-    "description": f"Chosen by the device: 1 to {MAX_ID_LENGTH} characters, no control characters.",
+    "type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH,
+    "pattern": IDENTIFIER_PATTERN,
+    "description": f"Chosen by the device: 1 to {MAX_ID_LENGTH} characters, no control characters, "
+                   "no spaces at either end.",
 }
 TIER = {"type": "string", "enum": list(pricing.TIERS),
         "description": "Lowest first: a license runs events of its own tier and every lower one."}

@@ -494,25 +494,32 @@ def _mix_by_residues(packages, sizes, needed) -> dict[int, int]:
     # Dijkstra over residues modulo the best size; a path's cost is the price of
     # the other packages beyond what the same tokens would cost in best value.
     excess = {p.id: p.price - best.price * sizes[p.id] / size for p in others}
-    found: dict[int, tuple[Decimal, int, tuple[int, ...]]] = {}
-    queue = [(ZERO, 0, 0, ())]  # (excess, units, residue, package ids)
+    price_of = {p.id: p.price for p in others}
+    # Each residue keeps its cheapest (excess, units, price) and a parent pointer, so
+    # memory grows with the best package's size, not its square.
+    found: dict[int, tuple[Decimal, int, Decimal, int | None, int | None]] = {}
+    queue = [(ZERO, 0, ZERO, 0, None, None)]  # (excess, units, price, residue, parent residue, package id)
     while queue:
-        spent, units, residue, path = heapq.heappop(queue)
+        spent, units, paid, residue, parent, package_id = heapq.heappop(queue)
         if residue in found:
             continue
-        found[residue] = (spent, units, path)
+        found[residue] = (spent, units, paid, parent, package_id)
         for p in others:
             after = (residue + sizes[p.id]) % size
             if after not in found:
-                heapq.heappush(queue, (spent + excess[p.id], units + sizes[p.id], after, path + (p.id,)))
+                heapq.heappush(queue, (spent + excess[p.id], units + sizes[p.id], paid + price_of[p.id],
+                                       after, residue, p.id))
     options = []
-    for _, units, path in found.values():
+    for residue, (_, units, paid, _, _) in found.items():
         if units > needed:
             continue
         bulk = -(-(needed - units) // size)
-        price = sum((next(p.price for p in others if p.id == pid) for pid in path), ZERO) + best.price * bulk
-        options.append((price, units + bulk * size, path, bulk))
-    price, _, path, bulk = min(options)
+        options.append((paid + best.price * bulk, units + bulk * size, residue, bulk))
+    price, _, residue, bulk = min(options)
+    path = []
+    while found[residue][4] is not None:
+        path.append(found[residue][4])
+        residue = found[residue][3]
     counts: dict[int, int] = {best.id: bulk} if bulk else {}
     for pid in path:
         counts[pid] = counts.get(pid, 0) + 1

@@ -70,7 +70,7 @@ class EstimateForm(forms.Form):
                 for output_type, _ in OUTPUT_TYPES}
 
 
-ESTIMATE_FIELDS = ({"csrfmiddlewaretoken", "guests", "token", "preview", "next"}
+ESTIMATE_FIELDS = ({"csrfmiddlewaretoken", "guests", "token", "preview", "next", "expected_total"}
                    | {per_guest_field_name(output_type) for output_type, _ in OUTPUT_TYPES})
 
 

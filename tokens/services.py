@@ -10,6 +10,7 @@ cross the auto top-up threshold together trigger one top-up.
 import datetime
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -194,62 +195,82 @@ def tokens_spend(
     The same key and body again returns the first answer and debits nothing;
     the same key with another body is a 409. Not enough tokens: 402, nothing
     debited (and nothing remembered, so a retry after a top-up can succeed).
-    A debit that takes the balance below the auto top-up threshold buys the
-    chosen package in the same transaction.
+    With auto top-up on, a debit that leaves the balance below its threshold
+    buys the chosen package in the same transaction (at most N a month), and a
+    debit the balance cannot cover buys it first and tries once more.
     """
     now = now or timezone.now()
     request_body = {"output_type": output_type, "quantity": quantity, "event_id": event_id}
     fingerprint = body_fingerprint(request_body)
-    with transaction.atomic():
-        account = account_lock(account)
-        earlier = UsageRequest.objects.filter(account=account, idempotency_key=idempotency_key).first()
-        if earlier is not None:
-            if earlier.body_hash != fingerprint:
-                return UsageResult(409, {"error": "idempotency_key_reused",
-                                         "detail": "This idempotency_key was used with a different body."})
-            return UsageResult(201, earlier.response, replayed=True)
-        cost = rates_in_force(now)[output_type] * quantity
-        try:
-            entry = ledger_add(account=account, kind=TokenEntry.USAGE, amount=-cost, output_type=output_type,
-                               quantity=quantity, event_id=event_id)
-        except InsufficientTokens:
-            balance = token_balance(account)
-            return UsageResult(402, {"error": "insufficient_tokens", "balance": balance, "needed": cost,
-                                     "detail": f"This needs {cost} tokens and the balance is {balance}."})
-        prefs = token_settings(account)
-        balance = _auto_top_up_if_due(account, prefs, entry, now) or entry.balance_after
-        _low_balance_check(account, prefs, balance)
-        body = {"debited": cost, "balance": balance, "output_type": output_type,
-                "quantity": quantity, "event_id": event_id, "entry_id": entry.pk}
-        UsageRequest.objects.create(account=account, idempotency_key=idempotency_key, body_hash=fingerprint,
-                                    response=body)
-        return UsageResult(201, body)
+    charge_box: list = []  # an auto top-up's charge, refunded if this transaction cannot commit
+    try:
+        with transaction.atomic():
+            account = account_lock(account)
+            earlier = UsageRequest.objects.filter(account=account, idempotency_key=idempotency_key).first()
+            if earlier is not None:
+                if earlier.body_hash != fingerprint:
+                    return UsageResult(409, {"error": "idempotency_key_reused",
+                                             "detail": "This idempotency_key was used with a different body."})
+                return UsageResult(201, earlier.response, replayed=True)
+            cost = rates_in_force(now)[output_type] * quantity
+            prefs = token_settings(account)
+            usage = {"kind": TokenEntry.USAGE, "amount": -cost, "output_type": output_type, "quantity": quantity,
+                     "event_id": event_id}
+            try:
+                entry = ledger_add(account=account, **usage)
+            except InsufficientTokens:
+                # With auto top-up on, buy first and try once more; otherwise (or if still short) a 402.
+                topped_up = None
+                if _auto_top_up_allowed(account, prefs, now):
+                    topped_up = _auto_top_up(account, prefs, now, charge_box, token=f"auto-{uuid.uuid4().hex}")
+                try:
+                    entry = ledger_add(account=account, **usage)
+                except InsufficientTokens:
+                    balance = topped_up or token_balance(account)
+                    return UsageResult(402, {"error": "insufficient_tokens", "balance": balance, "needed": cost,
+                                             "detail": f"This needs {cost} tokens and the balance is {balance}."})
+            balance = entry.balance_after
+            if balance < prefs.auto_top_up_threshold and _auto_top_up_allowed(account, prefs, now):
+                balance = _auto_top_up(account, prefs, now, charge_box, token=f"auto-{account.pk}-{entry.pk}") \
+                    or balance
+            _low_balance_check(account, prefs, balance)
+            body = {"debited": cost, "balance": balance, "output_type": output_type,
+                    "quantity": quantity, "event_id": event_id, "entry_id": entry.pk}
+            UsageRequest.objects.create(account=account, idempotency_key=idempotency_key, body_hash=fingerprint,
+                                        response=body)
+            return UsageResult(201, body)
+    except Exception:
+        for charge in charge_box:
+            charge_refund_quietly(charge)
+        raise
 
 
-def _auto_top_up_if_due(account: Account, prefs: TokenSettings, entry: TokenEntry,
-                        now: datetime.datetime) -> int | None:
-    """Buy the chosen package when this debit crossed the threshold; the new balance, or None if not bought.
-
-    Called with the account locked, right after a debit: concurrent debits
-    queue on that lock, so the one that crosses the threshold tops up and the
-    next ones see the new balance.
-    """
+def _auto_top_up_allowed(account: Account, prefs: TokenSettings, now: datetime.datetime) -> bool:
+    """Auto top-up is on, has a package, and this calendar month's limit is not reached."""
     if not prefs.auto_top_up or prefs.auto_top_up_package_id is None:
-        return None
-    before = entry.balance_after - entry.amount
-    if not (entry.balance_after < prefs.auto_top_up_threshold <= before):
-        return None
+        return False
     # Counted by invoice date, which follows `now`; created_at is the wall clock.
     month_start = now.date().replace(day=1)
     next_month = (month_start + datetime.timedelta(days=32)).replace(day=1)
-    if TopUp.objects.filter(account=account, automatic=True, invoice__issued_on__gte=month_start,
-                            invoice__issued_on__lt=next_month).count() >= prefs.auto_top_up_monthly_limit:
-        return None
-    charge_box: list = []
+    done = TopUp.objects.filter(account=account, automatic=True, invoice__issued_on__gte=month_start,
+                                invoice__issued_on__lt=next_month).count()
+    return done < prefs.auto_top_up_monthly_limit
+
+
+def _auto_top_up(account: Account, prefs: TokenSettings, now: datetime.datetime, charge_box: list, *,
+                 token: str) -> int | None:
+    """Buy the chosen package now; the new balance, or None when it could not be bought (then switched off).
+
+    Called with the account locked, in the usage debit's transaction:
+    concurrent debits queue on that lock, so the one that takes the balance
+    below the threshold tops up and the next ones see the new balance.
+    """
     try:
         with transaction.atomic():  # a savepoint: a decline undoes the top-up, never the usage
-            _top_up(account, [(prefs.auto_top_up_package, 1)], token=f"auto-{account.pk}-{entry.pk}",
-                    automatic=True, now=now, charge_box=charge_box, prefs=prefs)
+            if not packages_on_sale().filter(pk=prefs.auto_top_up_package_id).exists():
+                raise pricing.PricingError("the auto top-up package is not on sale")
+            _top_up(account, [(prefs.auto_top_up_package, 1)], token=token, automatic=True, now=now,
+                    charge_box=charge_box, prefs=prefs)
         return token_balance(account)
     except (PaymentDeclined, NoDefaultCard, pricing.PricingError) as error:
         if isinstance(error, pricing.PricingError):
@@ -257,14 +278,11 @@ def _auto_top_up_if_due(account: Account, prefs: TokenSettings, entry: TokenEntr
         else:
             reason = getattr(error, "reason", "") or "No default card."
         TokenSettings.objects.filter(pk=prefs.pk).update(auto_top_up=False, auto_top_up_failure=reason[:200])
+        prefs.auto_top_up, prefs.auto_top_up_failure = False, reason[:200]
         _email_owners(account, "Auto top-up switched off",
                       f"An automatic token top-up failed: {reason}\nAuto top-up is now off. Add a card and switch "
                       "it on again on the Token activity page.")
         return None
-    except Exception:
-        for charge in charge_box:
-            charge_refund_quietly(charge)
-        raise
 
 
 def _low_balance_check(account: Account, prefs: TokenSettings, balance: int) -> None:

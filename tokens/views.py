@@ -20,6 +20,7 @@ from pictor_billing.form_tokens import (
     unexpected_fields_error,
 )
 from pictor_billing.htmx import render_htmx
+from pictor_billing.money import format_usd
 from pictor_billing.redirects import safe_next_url
 from tokens.chart import usage_chart
 from tokens.forms import (
@@ -200,6 +201,8 @@ def _estimate_top_up(request):
     if nonce is None:
         return _estimate_failed(request, form, "This form has expired. Review the estimate and try again.", 400,
                                 fresh_token=True)
+    # Answered before re-estimating: once this form's top-up is done the balance covers the event,
+    # and a repeated post must say "already completed", not "nothing to buy".
     if done := TopUp.objects.filter(account=request.account, token=nonce).select_related("invoice").first():
         messages.info(request, f"This top-up was already completed (invoice {done.invoice.number}). "
                                "Nothing more was charged.")
@@ -211,6 +214,12 @@ def _estimate_top_up(request):
         error = ("Your balance already covers this event. Nothing was charged." if not plan.shortfall
                  else "No token packages are on sale right now. Nothing was charged.")
         return _estimate_failed(request, form, error, 409)
+    shown = request.POST.get("expected_total", "")
+    if shown and shown != str(plan.quote.total_due):
+        # Booths spent tokens (or prices changed) since the button was drawn: show the new
+        # figure rather than charge an amount the person never saw.
+        return _estimate_failed(request, form, f"The estimate changed since you saw it: the top-up now costs "
+                                               f"{format_usd(plan.quote.total_due)}. Nothing was charged.", 409)
     try:
         result, created = tokens_top_up_mix(account=request.account, items=list(plan.mix), token=nonce)
     except NoDefaultCard:

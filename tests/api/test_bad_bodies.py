@@ -194,3 +194,12 @@ def test_an_unknown_api_path_is_a_json_404(alice_device, path):
 @pytest.mark.parametrize("encoded", ["wed%0Ading", "wed%00ding", "%7F"])
 def test_control_characters_in_the_stop_path_are_400_naming_the_event_id(alice_device, encoded):
     assert_invalid(alice_device.post(f"/api/v1/events/{encoded}/stop"), "event_id")
+
+
+@pytest.mark.parametrize("value", [" ", "e1 ", " e1", "\u00a0e1"])
+def test_ids_with_spaces_at_either_end_are_refused(alice, alice_device, value):
+    before = ledger(alice.account)
+    response = alice_device.usage(key=value)
+    assert response.status_code == 400
+    assert response.json()["field"] == "idempotency_key"
+    assert ledger(alice.account) == before

@@ -73,15 +73,16 @@ class TestAutoTopUp:
         assert TokenEntry.objects.filter(account=account).balance() == 125
         assert emails() == []  # the balance never stayed low
 
-    def test_debits_below_the_threshold_that_did_not_cross_it_buy_nothing_more(self, account, alice_card):
+    def test_a_debit_while_already_below_the_threshold_buys_once_auto_top_up_is_on(self, account, alice_card):
         TokenSettings.objects.filter(account=account).update(auto_top_up=False)
         spend(account, "ai_image", 25, now=NOW)  # 25, below 30, while auto top-up was off
-        TokenSettings.objects.filter(account=account).update(auto_top_up=True)
-        spend(account, "ai_image", 5, now=NOW)
         assert not auto_top_ups(account).exists()
-        assert token_balance(account) == 20
+        TokenSettings.objects.filter(account=account).update(auto_top_up=True)
+        spend(account, "ai_image", 5, now=NOW)  # 20, still below: now it buys
+        assert auto_top_ups(account).count() == 1
+        assert token_balance(account) == 120
 
-    def test_it_buys_again_at_the_next_crossing_up_to_the_monthly_limit(self, account, alice_card):
+    def test_it_buys_again_while_below_up_to_the_monthly_limit(self, account, alice_card):
         spend(account, "ai_image", 25, now=NOW)  # 25 -> +100 = 125
         spend(account, "ai_image", 100, now=NOW)  # 25 -> +100 = 125 (2 of 2 this month)
         spend(account, "ai_image", 100, now=NOW)  # 25: the limit is reached, nothing bought
@@ -90,12 +91,32 @@ class TestAutoTopUp:
         assert Charge.objects.count() == 2
 
         next_month = datetime.datetime(2030, 2, 1, 0, 0, tzinfo=datetime.UTC)
-        spend(account, "ai_image", 5, now=next_month)  # 20: no crossing (it was below already)
-        assert auto_top_ups(account).count() == 2
-        tokens_adjust(account=account, amount=20, reason="Back above", user=None)  # 40
-        spend(account, "ai_image", 15, now=next_month)  # 25: crosses, a new month allows it again
+        spend(account, "ai_image", 5, now=next_month)  # 20, below: a new month allows it again
         assert auto_top_ups(account).count() == 3
-        assert token_balance(account) == 125
+        assert token_balance(account) == 120
+
+    def test_a_debit_larger_than_the_balance_buys_first_and_then_goes_through(self, account, alice_card):
+        answer = spend(account, "ai_video", 6, now=NOW)  # needs 60 of 50: buy 100 first
+        assert answer.status == 201
+        assert answer.body["balance"] == 90
+        assert auto_top_ups(account).count() == 1
+
+    def test_a_debit_larger_than_balance_and_package_together_is_402_but_keeps_the_top_up(self, account,
+                                                                                           alice_card):
+        answer = tokens_spend(account=account, output_type="ai_video", quantity=20, event_id="gala",
+                              idempotency_key="too-big", now=NOW)  # needs 200; 50 + 100 is not enough
+        assert answer.status == 402
+        assert auto_top_ups(account).count() == 1
+        assert token_balance(account) == 150
+        assert not TokenEntry.objects.filter(kind=TokenEntry.USAGE).exists()
+
+    def test_a_package_taken_off_sale_switches_auto_top_up_off_and_charges_nothing(self, account, alice_card):
+        TokenSettings.objects.get(account=account).auto_top_up_package.__class__.objects.filter(
+            pk=account.token_settings.auto_top_up_package_id).update(is_active=False)
+        spend(account, "ai_image", 25, now=NOW)
+        assert not auto_top_ups(account).exists()
+        assert Charge.objects.count() == 0
+        assert "can no longer be bought" in TokenSettings.objects.get(account=account).auto_top_up_failure
 
     def test_a_limit_of_one_allows_one_top_up_a_month(self, account, alice_card):
         TokenSettings.objects.filter(account=account).update(auto_top_up_monthly_limit=1)

@@ -200,6 +200,22 @@ class TestTopUpTheMix:
         assert TopUp.objects.get().tokens == 100  # now short by 50 only
         assert Charge.objects.get().amount == D("10.00")
 
+    def test_a_total_that_changed_since_the_button_was_drawn_is_shown_again_not_charged(
+            self, account, alice_client, alice_card):
+        token = estimator_token(alice_client)
+        # The button was drawn when the top-up cost $10.00; booths have spent tokens since and the
+        # same event now needs Starter × 4 ($40.00).
+        response = buy(alice_client, token, expected_total="10.00", **inputs(ai_image=2))
+        assert response.status_code == 409
+        assert "The estimate changed since you saw it: the top-up now costs $40.00. Nothing was charged." in (
+            text(response))
+        assert TopUp.objects.count() == 0 and Charge.objects.count() == 0
+
+    def test_the_total_shown_on_the_button_is_what_is_charged(self, account, alice_client, alice_card):
+        response = buy(alice_client, expected_total="40.00", **inputs(ai_image=2))  # short by 350: Starter × 4
+        assert response.status_code == 302
+        assert Charge.objects.get().amount == D("40.00")
+
     @pytest.mark.parametrize("extra", [{"package": "1"}, {"count": "9"}, {"total_due": "0.01"}, {"price": "1"},
                                        {"tokens": "100000"}])
     def test_posted_packages_counts_or_prices_are_refused(self, account, alice_client, alice_card, extra):
