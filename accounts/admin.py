@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
 from accounts.models import Account, ApiKey, User
+from pictor_billing.admin import ReadOnlyAdmin
 
 
 class UserInline(admin.TabularInline):
@@ -37,7 +38,7 @@ class UserAdmin(BaseUserAdmin):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(ReadOnlyAdmin):
     """Read-only: owners create and revoke keys in the Billing area. The hash is never shown."""
 
     list_display = ["name", "prefix", "account", "created_at", "last_used_at", "revoked_at"]
@@ -46,12 +47,3 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_select_related = ["account"]
     fields = ["name", "prefix", "account", "created_by", "created_at", "last_used_at", "revoked_at"]
     readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
