@@ -260,6 +260,18 @@ def load(port: int, path: str, headers: dict | list[dict], total: int, clients: 
             "connections_opened": sum(connects)}
 
 
+def report_header(args, load_before: list[float], **config) -> dict:
+    """When, how (the run's settings plus `config`) and on how loaded a machine a benchmark ran."""
+    return {
+        "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "config": {"requests": args.requests, "warmup": args.warmup, "clients": args.clients,
+                   "workers": args.workers, "rounds": args.rounds, **config,
+                   "db_conn_max_age": os.environ.get("DB_CONN_MAX_AGE", "60 (settings default)"), "debug": False,
+                   "python": platform.python_version(), "cpus": os.cpu_count()},
+        "loadavg": {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]},
+    }
+
+
 def summarize(rounds: list[dict]) -> dict:
     """Requests/s over the summed wall time of all rounds; percentiles over every request."""
     ordered = sorted(lat for r in rounds for lat in r["latencies"])
@@ -339,13 +351,7 @@ def main() -> int:
                   for name, result in http_results.items() if name != "healthz"}
         counts = {count: q["count"] for count, q in queries.items()}
         report = {
-            "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "config": {"requests": args.requests, "warmup": args.warmup, "clients": args.clients,
-                       "workers": args.workers, "rounds": args.rounds, "licenses": args.licenses,
-                       "summary_path": SUMMARY_PATH,
-                       "db_conn_max_age": os.environ.get("DB_CONN_MAX_AGE", "60 (settings default)"), "debug": False,
-                       "python": platform.python_version(), "cpus": os.cpu_count()},
-            "loadavg": {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]},
+            **report_header(args, load_before, licenses=args.licenses, summary_path=SUMMARY_PATH),
             "http": http_results,
             "ratio": ratios,
             "ratio_goal": RATIO_GOAL,

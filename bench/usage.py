@@ -18,10 +18,8 @@
 """
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import signal
 import sys
 import uuid
@@ -177,13 +175,7 @@ def main() -> int:
         checked = books([account for account, _ in seeded], sent + 2)  # + count_queries' two requests
         ratio = round(http_results["usage"]["rps"] / http_results["healthz"]["rps"], 3)
         report = {
-            "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "config": {"requests": args.requests, "warmup": args.warmup, "clients": args.clients,
-                       "workers": args.workers, "rounds": args.rounds, "accounts": args.accounts,
-                       "usage_path": USAGE_PATH,
-                       "db_conn_max_age": os.environ.get("DB_CONN_MAX_AGE", "60 (settings default)"), "debug": False,
-                       "python": platform.python_version(), "cpus": os.cpu_count()},
-            "loadavg": {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]},
+            **base.report_header(args, load_before, accounts=args.accounts, usage_path=USAGE_PATH),
             "http": http_results,
             "ratio": ratio,
             "ratio_goal": RATIO_GOAL,
