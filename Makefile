@@ -1,5 +1,5 @@
 # Two commands: `make run` and `make test` (see README.md). Everything else is set-up.
-.PHONY: run test test-fast bench seed check-system clean
+.PHONY: run test lint bench seed check-system clean
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -31,7 +31,12 @@ seed: check-system
 run: seed
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
-test: check-system
+# Lint first: a layer violation or a lint error fails `make test` (and CI) before any test runs.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
+
+test: check-system lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: check-system

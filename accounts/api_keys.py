@@ -11,11 +11,14 @@ import hashlib
 import hmac
 import re
 import secrets
+from functools import wraps
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
 
 from accounts.models import Account, ApiKey, User
+from pictor_billing.api import ApiError
 
 KEY_SCHEME = "pbk"
 PREFIX_LENGTH = 10  # hex characters: 40 bits, so two keys practically never draw the same one
@@ -24,6 +27,7 @@ MAX_KEY_LENGTH = 100  # a real key is 58 characters; anything much longer is not
 # last_used_at is a hint for the owner ("used 3 minutes ago"), not an audit log: writing it on
 # every request would turn each read into a write, so it moves at most once a minute.
 LAST_USED_GRANULARITY = datetime.timedelta(minutes=1)
+AUTH_CHALLENGE = 'Bearer realm="Pictor device API"'
 
 
 class ApiKeyPrefixTaken(Exception):
@@ -84,3 +88,24 @@ def api_key_authenticate(plain: str, *, now: datetime.datetime | None = None) ->
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
         api_key.last_used_at = now
     return api_key
+
+
+def api_key_required(view):
+    """`Authorization: Bearer <key>` with a live key; `request.account` is then the key's account.
+
+    Missing, malformed, unknown and revoked keys all get the same 401: the answer never tells
+    which, so it cannot be used to probe for keys.
+    """
+
+    @csrf_exempt
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        scheme, _, plain = request.headers.get("Authorization", "").partition(" ")
+        api_key = api_key_authenticate(plain.strip()) if scheme.lower() == "bearer" else None
+        if api_key is None:
+            return ApiError(401, "unauthorized", "Send a live API key as 'Authorization: Bearer <key>'.",
+                            headers={"WWW-Authenticate": AUTH_CHALLENGE}).response()
+        request.api_key, request.account = api_key, api_key.account
+        return view(request, *args, **kwargs)
+
+    return wrapper

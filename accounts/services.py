@@ -1,15 +1,12 @@
-"""Signing up: a new company account, its first user and the welcome tokens, together."""
+"""Account writes: the account lock every money path takes first."""
 
-from django.db import transaction
-
-from accounts.models import Account, User
-from tokens.services import tokens_grant_signup
+from accounts.models import Account
 
 
-@transaction.atomic
-def account_signup(*, company_name: str, email: str, password: str) -> User:
-    """Create the account, its owner and the one-time 50-token signup grant."""
-    account = Account.objects.create(name=company_name)
-    user = User.objects.create_user(email=email, password=password, account=account)
-    tokens_grant_signup(account=account)
-    return user
+def account_lock(account: Account) -> Account:
+    """Lock the account row for the rest of the transaction and return it fresh.
+
+    Every read-then-write on an account's counts and balances (licenses,
+    credit, tokens, cards) takes this lock first, so they serialize per account.
+    """
+    return Account.objects.select_for_update().get(pk=account.pk)

@@ -34,7 +34,8 @@ class CouponForm(forms.ModelForm):
 
     class Meta:
         model = Coupon
-        fields = "__all__"
+        fields = ["code", "kind", "value", "combines_with_volume", "starts_at", "expires_at", "max_redemptions",
+                  "once_per_account", "tiers", "periods"]
 
 
 @admin.register(Coupon)

@@ -78,16 +78,16 @@ class Coupon(models.Model):
     def __str__(self) -> str:
         return self.code
 
+    def save(self, *args, **kwargs):
+        self.code = normalize_code(self.code)
+        super().save(*args, **kwargs)
+
     def clean(self):
         self.code = normalize_code(self.code)
         if self.kind == self.PERCENT and self.value is not None and not 1 <= self.value <= 100:
             raise ValidationError({"value": "A percentage must be from 1 to 100."})
         if self.starts_at and self.expires_at and self.expires_at <= self.starts_at:
             raise ValidationError({"expires_at": "The expiry must come after the start."})
-
-    def save(self, *args, **kwargs):
-        self.code = normalize_code(self.code)
-        super().save(*args, **kwargs)
 
 
 def normalize_code(code: str) -> str:
@@ -123,6 +123,9 @@ class CouponRedemption(models.Model):
     account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="coupon_redemptions")
     purchase = models.OneToOneField(Purchase, on_delete=models.PROTECT, related_name="redemption")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.coupon_id} on purchase {self.purchase_id}"
 
 
 class LicenseQuerySet(models.QuerySet):

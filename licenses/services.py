@@ -1,7 +1,6 @@
 """License purchases, cancellation and undo; the DB side of the pricing service."""
 
 import datetime
-from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import transaction
@@ -9,22 +8,11 @@ from django.db.models import Case, Count, Exists, OuterRef, Q, Value, When
 from django.utils import timezone
 
 from accounts.models import Account
-from invoices.models import Invoice
-from invoices.services import invoice_issue
-from licenses.models import (
-    Coupon,
-    CouponRedemption,
-    EventLease,
-    License,
-    PriceListEntry,
-    Purchase,
-    normalize_code,
-)
-from payments.models import CreditEntry
-from payments.services import account_lock, card_charge_default, charge_refund_quietly, credit_balance
+from accounts.services import account_lock
+from licenses.models import Coupon, EventLease, Feature, License, PriceListEntry, Purchase, normalize_code
+from payments.services import credit_balance
 from pictor_billing import pricing
 from pictor_billing.money import ZERO
-
 
 # In pricing.ActiveLicense's field order: plain rows, no model instances.
 ACTIVE_LICENSE_FIELDS = ("id", "tier", "period", "list_price", "discount_rate", "period_start", "period_end")
@@ -40,6 +28,18 @@ def prices_in_force(day: datetime.date) -> dict[tuple[str, str], Decimal]:
     for entry in PriceListEntry.objects.filter(effective_from__lte=day).order_by("-effective_from"):
         prices.setdefault((entry.tier, entry.period), entry.unit_price)
     return prices
+
+
+def tier_cards(today: datetime.date) -> list[dict]:
+    """Each tier with its prices in force today and the features shown on its card."""
+    prices = prices_in_force(today)
+    features = list(Feature.objects.filter(on_card=True))
+    return [
+        {"tier": tier, "label": pricing.TIER_LABELS[tier], "popular": tier == pricing.PRO,
+         "monthly": prices.get((tier, pricing.MONTHLY)), "annual": prices.get((tier, pricing.ANNUAL)),
+         "features": [feature.name for feature in features if feature.in_tier(tier)]}
+        for tier in pricing.TIERS
+    ]
 
 
 def coupon_with_counts(code: str, account: Account, *, lock: bool = False) -> Coupon | None:
@@ -89,65 +89,15 @@ def purchase_quote(
              active.filter(discount_rate__lt=reached).values_list(*ACTIVE_LICENSE_FIELDS)]
     quote = pricing.quote_purchase(
         prices=prices_in_force(now.date()), tier=tier, period=period, quantity=quantity,
-        active_licenses=below, active_count=active_count, coupon_code=code, coupon=coupon_terms(coupon) if coupon else None,
+        active_licenses=below, active_count=active_count, coupon_code=code,
+        coupon=coupon_terms(coupon) if coupon else None,
         now=now, anchor_day=account.monthly_anchor_day, credit_balance=credit_balance(account),
     )
     return quote, coupon
 
 
-def purchase_description(quote: pricing.Quote) -> str:
-    plural = "s" if quote.quantity > 1 else ""
-    return f"{quote.quantity} {pricing.TIER_LABELS[quote.tier]} license{plural}, {quote.period}"
-
-
-def license_purchase(
-    *, account: Account, user, token: str, tier: str, period: str, quantity: int, coupon_code: str = "",
-    now: datetime.datetime | None = None,
-) -> tuple[Purchase, bool]:
-    """Buy licenses: re-quote, charge the default card, create licenses, redeem the coupon, issue the invoice.
-
-    All in one transaction under the account lock. `token` is the form's one-time
-    token: the same token again returns the first purchase and `False`
-    (nothing more is charged). Raises NoDefaultCard or PaymentDeclined, in
-    which case nothing is created.
-    """
-    now = now or timezone.now()
-    today = now.date()
-    charge = None
-    try:
-        with transaction.atomic():
-            account = account_lock(account)
-            done = Purchase.objects.filter(token=token, account=account).first()
-            if done is not None:
-                return done, False
-            quote, coupon = purchase_quote(account=account, tier=tier, period=period, quantity=quantity,
-                                           coupon_code=coupon_code, now=now, lock=True)
-            description = purchase_description(quote)
-            charge = card_charge_default(account=account, amount=quote.total_due,
-                                         idempotency_key=f"purchase:{token}", description=description)
-            invoice = invoice_issue(
-                account=account, kind=Invoice.PURCHASE, description=description, lines=quote.lines,
-                subtotal=quote.charged_base, discount_total=quote.volume_discount + quote.coupon_discount,
-                credit_applied=quote.credit_applied, total=quote.total_due, status=Invoice.PAID,
-                issued_on=today, charge=charge,
-            )
-            purchase = Purchase.objects.create(
-                account=account, user=user, token=token, tier=tier, period=period, quantity=quantity,
-                coupon=coupon if quote.coupon_applied else None, total_due=quote.total_due, invoice=invoice,
-            )
-            _licenses_create(account, purchase, quote, today)
-            _credit_record(account, quote, invoice)
-            if quote.coupon_applied:
-                CouponRedemption.objects.create(coupon=coupon, account=account, purchase=purchase)
-            if period == pricing.MONTHLY and account.monthly_anchor_day is None:
-                Account.objects.filter(pk=account.pk).update(monthly_anchor_day=quote.anchor_day)
-            return purchase, True
-    except Exception:
-        charge_refund_quietly(charge)
-        raise
-
-
-def _licenses_create(account: Account, purchase: Purchase, quote: pricing.Quote, today: datetime.date) -> None:
+def licenses_create(*, account: Account, purchase: Purchase, quote: pricing.Quote, today: datetime.date) -> None:
+    """The purchase's new licenses, and the new bracket rate on the licenses its quote adjusted."""
     if quote.period == pricing.MONTHLY and quote.prorata_days is not None:
         # Bought mid-cycle: its period is the whole cycle, so a later adjustment's
         # "unused share" is measured the same way as for the others.
@@ -164,18 +114,6 @@ def _licenses_create(account: Account, purchase: Purchase, quote: pricing.Quote,
     adjusted = [adjustment.license_id for adjustment in quote.adjustments]
     if adjusted:
         License.objects.filter(pk__in=adjusted, account=account).update(discount_rate=quote.volume_rate)
-
-
-def _credit_record(account: Account, quote: pricing.Quote, invoice: Invoice) -> None:
-    entries = []
-    if quote.volume_adjustment:
-        entries.append(CreditEntry(account=account, kind=CreditEntry.VOLUME_ADJUSTMENT,
-                                   amount=quote.volume_adjustment, invoice=invoice,
-                                   note=f"{len(quote.adjustments)} active licenses moved to the new bracket"))
-    if quote.credit_applied:
-        entries.append(CreditEntry(account=account, kind=CreditEntry.APPLIED, amount=-quote.credit_applied,
-                                   invoice=invoice, note=f"Applied to {invoice.number}"))
-    CreditEntry.objects.bulk_create(entries)
 
 
 @transaction.atomic
@@ -211,26 +149,34 @@ def license_undo_cancel(*, account: Account, license: License) -> License:
 TIER_RANK = {tier: rank for rank, tier in enumerate(pricing.TIERS)}
 
 
-@dataclass(frozen=True)
-class LeaseResult:
-    """What the event API answers: an HTTP status and a JSON body."""
+class LicenseTierNeeded(Exception):
+    """The account has no active license that can run an event of this tier."""
 
-    status: int
-    body: dict
+    def __init__(self, tier: str):
+        super().__init__(tier)
+        self.tier = tier
 
 
-def lease_body(lease: EventLease) -> dict:
-    return {"event_id": lease.event_id, "event_tier": lease.event_tier, "device_id": lease.device_id,
-            "license_id": lease.license_id, "license_tier": lease.license.tier,
-            "paid_until": lease.license.period_end.isoformat(), "started_at": lease.started_at.isoformat()}
+class AllLicensesBusy(Exception):
+    """Every license that could run this event is running another one."""
+
+
+class EventLiveOnLowerTier(Exception):
+    """The event is already live on a license whose tier cannot run it at the tier asked for."""
+
+
+class EventNotLive(Exception):
+    """No live event has this id."""
 
 
 def event_start(*, account: Account, event_id: str, event_tier: str, device_id: str,
-                now: datetime.datetime | None = None) -> LeaseResult:
+                now: datetime.datetime | None = None) -> tuple[EventLease, bool]:
     """Lease the lowest sufficient free license to a live event (a tier runs its own events and lower ones).
 
-    Starting the same event again returns its lease. 403 when the account has no
-    license of a sufficient tier, 409 when every sufficient license is busy.
+    Returns the lease and whether it is new: starting the same event again returns its lease.
+    Raises LicenseTierNeeded when the account has no license of a sufficient tier,
+    AllLicensesBusy when every sufficient license is busy, and EventLiveOnLowerTier when the
+    event already runs on a license too low for the tier asked for.
     """
     today = (now or timezone.now()).date()
     with transaction.atomic():
@@ -240,10 +186,8 @@ def event_start(*, account: Account, event_id: str, event_tier: str, device_id: 
         if live is not None:
             if live.license.status != License.EXPIRED and live.license.period_end > today:
                 if TIER_RANK[live.license.tier] < TIER_RANK[event_tier]:
-                    return LeaseResult(409, {"error": "event_live_on_lower_tier", "tier_needed": event_tier,
-                                             "detail": "This event is live on a license that cannot run "
-                                                       f"{pricing.TIER_LABELS[event_tier]} events; stop it first."})
-                return LeaseResult(200, lease_body(live))
+                    raise EventLiveOnLowerTier(event_id)
+                return live, False
             # Its license's paid period is over (a cancelled one runs its event until then, not
             # after): that lease has ended, and the event needs another license.
             live.stopped_at = now or timezone.now()
@@ -251,9 +195,7 @@ def event_start(*, account: Account, event_id: str, event_tier: str, device_id: 
         sufficient = [tier for tier in pricing.TIERS if TIER_RANK[tier] >= TIER_RANK[event_tier]]
         candidates = License.objects.filter(account=account, tier__in=sufficient).active(today)
         if not candidates.exists():
-            return LeaseResult(403, {"error": "license_tier_needed", "tier_needed": event_tier,
-                                     "detail": f"Running a {pricing.TIER_LABELS[event_tier]} event needs an active "
-                                               f"{pricing.TIER_LABELS[event_tier]} license or higher."})
+            raise LicenseTierNeeded(event_tier)
         # Not exclude(leases__stopped_at__isnull=True): across the reverse relation that is a LEFT JOIN,
         # and a license that never ran an event (no lease row at all) would count as busy.
         live_lease = EventLease.objects.filter(license=OuterRef("pk"), stopped_at__isnull=True)
@@ -261,24 +203,23 @@ def event_start(*, account: Account, event_id: str, event_tier: str, device_id: 
             rank=Case(*(When(tier=tier, then=Value(rank)) for tier, rank in TIER_RANK.items()))
         ).order_by("rank", "period_end", "pk").first()
         if free is None:
-            return LeaseResult(409, {"error": "all_licenses_busy", "tier_needed": event_tier,
-                                     "detail": "Every license that can run this event is running another one."})
+            raise AllLicensesBusy(event_id)
         lease = EventLease.objects.create(account=account, license=free, event_id=event_id, event_tier=event_tier,
                                           device_id=device_id)
-        return LeaseResult(201, lease_body(lease))
+        return lease, True
 
 
-def event_stop(*, account: Account, event_id: str) -> LeaseResult:
-    """End an event's lease, freeing its license; 404 when the event is not live."""
+def event_stop(*, account: Account, event_id: str) -> EventLease:
+    """End an event's lease, freeing its license; EventNotLive when the event is not live."""
     with transaction.atomic():
         account_lock(account)
         lease = EventLease.objects.select_related("license").filter(
             account=account, event_id=event_id, stopped_at__isnull=True).first()
         if lease is None:
-            return LeaseResult(404, {"error": "event_not_live", "detail": f"No live event {event_id!r}."})
+            raise EventNotLive(event_id)
         lease.stopped_at = timezone.now()
         lease.save(update_fields=["stopped_at"])
-        return LeaseResult(200, {**lease_body(lease), "stopped_at": lease.stopped_at.isoformat()})
+        return lease
 
 
 def device_licenses(*, account: Account, now: datetime.datetime | None = None) -> list[dict]:
@@ -287,7 +228,8 @@ def device_licenses(*, account: Account, now: datetime.datetime | None = None) -
     busy = dict(EventLease.objects.filter(account=account, stopped_at__isnull=True)
                 .values_list("license_id", "event_id"))
     return [
-        {"license_id": lic.pk, "tier": lic.tier, "runs": [t for t in pricing.TIERS if TIER_RANK[t] <= TIER_RANK[lic.tier]],
+        {"license_id": lic.pk, "tier": lic.tier,
+         "runs": [t for t in pricing.TIERS if TIER_RANK[t] <= TIER_RANK[lic.tier]],
          "paid_until": lic.period_end.isoformat(), "cancelling": lic.cancel_at_period_end,
          "live_event_id": busy.get(lic.pk)}
         for lic in License.objects.filter(account=account).active(today).order_by("pk")

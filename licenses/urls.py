@@ -5,8 +5,6 @@ from licenses import views
 app_name = "licenses"
 urlpatterns = [
     path("", views.license_list, name="list"),
-    path("add/", views.license_add, name="add"),
-    path("summary/", views.purchase_summary, name="summary"),
     path("features/", views.feature_list, name="features"),
     path("<int:pk>/cancel/", views.license_cancel_view, name="cancel"),
     path("<int:pk>/undo-cancel/", views.license_undo_cancel_view, name="undo_cancel"),

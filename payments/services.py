@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Account
+from accounts.services import account_lock
 from payments.gateway import get_gateway
 from payments.models import Card, Charge, CreditEntry
 from pictor_billing.money import ZERO, to_minor_units
@@ -29,15 +30,6 @@ class NoDefaultCard(Exception):
 
 class CardRemovalRefused(Exception):
     """Removing this card would leave active licenses without a default card."""
-
-
-def account_lock(account: Account) -> Account:
-    """Lock the account row for the rest of the transaction.
-
-    Every read-then-write on an account's counts and balances (licenses,
-    credit, tokens, cards) takes this lock first, so they serialize per account.
-    """
-    return Account.objects.select_for_update().get(pk=account.pk)
 
 
 def credit_balance(account: Account) -> Decimal:
@@ -69,14 +61,14 @@ def card_make_default(*, account: Account, card: Card) -> None:
     Card.objects.filter(pk=card.pk, account=account).update(is_default=True)
 
 
-@transaction.atomic
-def card_remove(*, account: Account, card: Card) -> None:
-    """Remove a card; the default one only when no license is active (the newest other card takes over)."""
-    from licenses.models import License
+def card_remove(*, account: Account, card: Card, default_required: bool) -> None:
+    """Remove a card, inside the caller's transaction with the account locked.
 
-    account_lock(account)
+    With `default_required` (something still renews on the default card) the
+    default card cannot go; otherwise the newest other card takes over as default.
+    """
     card = Card.objects.get(pk=card.pk, account=account)
-    if card.is_default and License.objects.filter(account=account).active().exists():
+    if card.is_default and default_required:
         if Card.objects.filter(account=account).exclude(pk=card.pk).exists():
             raise CardRemovalRefused("Make another card the default before removing this one: "
                                      "your active licenses renew on the default card.")

@@ -7,6 +7,5 @@ urlpatterns = [
     path("", views.payment_tab, name="tab"),
     path("cards/add/", views.card_add_view, name="card_add"),
     path("cards/<int:pk>/default/", views.card_make_default_view, name="card_default"),
-    path("cards/<int:pk>/remove/", views.card_remove_view, name="card_remove"),
     path("details/", views.billing_details_view, name="details"),
 ]

@@ -1,4 +1,4 @@
-"""The Payment tab: saved cards (add, make default, remove) and the billing details form."""
+"""The Payment tab: saved cards (add, make default) and the billing details form (removing is billing.views.cards)."""
 
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect
@@ -10,7 +10,7 @@ from accounts.decorators import account_required
 from payments.forms import BillingDetailsForm, CardForm
 from payments.gateway import CardError
 from payments.models import Card
-from payments.services import CardRemovalRefused, card_add, card_make_default, card_remove
+from payments.services import card_add, card_make_default
 from pictor_billing.htmx import render_htmx
 from pictor_billing.redirects import safe_next_url
 
@@ -61,24 +61,11 @@ def card_make_default_view(request, pk):
     card = get_object_or_404(Card, pk=pk, account=request.account)
     card_make_default(account=request.account, card=card)
     messages.success(request, f"{card.brand} ending {card.last4} is now your default card.")
-    return _back_to_tab(request)
+    return back_to_tab(request)
 
 
-@require_POST
-@account_required
-def card_remove_view(request, pk):
-    """Remove a card, unless active licenses still renew on it."""
-    card = get_object_or_404(Card, pk=pk, account=request.account)
-    try:
-        card_remove(account=request.account, card=card)
-    except CardRemovalRefused as refused:
-        messages.error(request, str(refused))
-        return _back_to_tab(request, status=409)
-    messages.success(request, f"{card.brand} ending {card.last4} removed.")
-    return _back_to_tab(request)
-
-
-def _back_to_tab(request, status=200):
+def back_to_tab(request, status=200):
+    """After a card action: the cards region for HTMX or a refusal (with its 4xx), else back to the tab."""
     if request.htmx or status != 200:  # a refusal is shown on the page, with its 4xx
         return render_htmx(request, "payments/payment.html", _tab_context(request), partial="cards", status=status)
     return redirect("payments:tab")

@@ -1,9 +1,10 @@
 """The device API's plumbing: key authentication, JSON bodies checked field by field, JSON errors.
 
 Every answer is JSON, refusals included: a device never has to parse an HTML error page.
+Key authentication (`accounts.api_keys.api_key_required`) builds on it.
 A refusal names what was wrong, e.g. 400 `{"error": "invalid_request", "field": "quantity",
 "detail": "..."}`; `field` is null when the body as a whole is at fault (not JSON, not an object).
-pictor_billing/openapi.py describes the same rules; tests/api/test_fuzz.py holds the two together.
+billing/openapi.py describes the same rules; tests/api/test_fuzz.py holds the two together.
 """
 
 import json
@@ -14,15 +15,12 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from accounts.api_keys import api_key_authenticate
-
 MAX_ID_LENGTH = 100  # event_id, device_id and idempotency_key: the columns they are stored in
 # Control characters in an id are a device bug, and PostgreSQL refuses NUL in text outright.
 # One pattern for the code and the OpenAPI document: no control characters (C0, DEL, C1) and no
 # space at either end. \ufeff is named because JSON Schema's \s has it and Python's does not.
 IDENTIFIER_PATTERN = r"^[^\s\ufeff\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\ufeff\x00-\x1f\x7f-\x9f])?$"
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-AUTH_CHALLENGE = 'Bearer realm="Pictor device API"'
 
 
 class ApiError(Exception):
@@ -67,27 +65,6 @@ def api_view(*methods: str):
         return wrapper
 
     return decorator
-
-
-def api_key_required(view):
-    """`Authorization: Bearer <key>` with a live key; `request.account` is then the key's account.
-
-    Missing, malformed, unknown and revoked keys all get the same 401: the answer never tells
-    which, so it cannot be used to probe for keys.
-    """
-
-    @csrf_exempt
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        scheme, _, plain = request.headers.get("Authorization", "").partition(" ")
-        api_key = api_key_authenticate(plain.strip()) if scheme.lower() == "bearer" else None
-        if api_key is None:
-            return ApiError(401, "unauthorized", "Send a live API key as 'Authorization: Bearer <key>'.",
-                            headers={"WWW-Authenticate": AUTH_CHALLENGE}).response()
-        request.api_key, request.account = api_key, api_key.account
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 def json_object(request, *, fields: tuple[str, ...]) -> dict:

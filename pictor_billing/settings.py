@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "payments",
     "invoices",
     "tokens",
+    "billing",
 ]
 
 MIDDLEWARE = [
@@ -88,7 +89,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "accounts.context_processors.billing_header",
+                "billing.context_processors.billing_header",
             ],
         },
     },

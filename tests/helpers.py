@@ -8,9 +8,9 @@ import re
 import uuid
 from decimal import Decimal
 
+from billing.purchase import license_purchase
 from invoices.models import Invoice, InvoiceSequence
 from licenses.models import CouponRedemption, License, Purchase
-from licenses.services import license_purchase
 from payments.models import Card, Charge, CreditEntry
 from tokens.models import TokenEntry, TopUp
 

@@ -123,6 +123,9 @@ class UsageRequest(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "idempotency_key"], name="one_usage_per_key")]
 
+    def __str__(self) -> str:
+        return self.idempotency_key
+
 
 class TokenSettings(models.Model):
     """An account's low-balance alert and auto top-up choices."""

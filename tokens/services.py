@@ -1,16 +1,14 @@
-"""Tokens: the ledger and its balance, grants, top-ups (one package or a mix), usage with
-idempotency, low-balance alerts and auto top-up.
+"""Tokens: the ledger and its balance, grants and admin adjustments, rates, packages, the owner's
+settings, low-balance alerts and the event estimate.
 
-Every write takes the account row lock first (`payments.services.account_lock`),
+Every write takes the account row lock first (`accounts.services.account_lock`),
 so a balance read and the entry written after it cannot interleave with
-another request's: usage never takes the balance below zero, and debits that
-cross the auto top-up threshold together trigger one top-up.
+another request's: usage never takes the balance below zero. Buying tokens
+(top-ups, auto top-up) and spending them from the device API are flows of the
+`billing` app, built on these pieces.
 """
 
 import datetime
-import hashlib
-import json
-import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -19,21 +17,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Account
-from invoices.models import Invoice
-from invoices.services import invoice_issue
-from payments.models import CreditEntry
-from payments.services import (
-    NoDefaultCard,
-    PaymentDeclined,
-    account_lock,
-    card_charge_default,
-    charge_refund_quietly,
-    credit_balance,
-    default_card,
-)
+from accounts.services import account_lock
+from payments.services import NoDefaultCard, credit_balance, default_card
 from pictor_billing import pricing
-from pictor_billing.money import ZERO
-from tokens.models import OUTPUT_TYPES, OutputRate, TokenEntry, TokenPackage, TokenSettings, TopUp, UsageRequest
+from tokens.models import OUTPUT_TYPES, OutputRate, TokenEntry, TokenPackage, TokenSettings
 
 SIGNUP_GRANT_TOKENS = 50
 DEFAULT_RATES = {"photo": 0, "gif": 0, "video_capture": 0, "ai_image": 1, "ai_video": 10}
@@ -41,6 +28,10 @@ DEFAULT_RATES = {"photo": 0, "gif": 0, "video_capture": 0, "ai_image": 1, "ai_vi
 
 class InsufficientTokens(Exception):
     """The balance cannot cover a debit; nothing was written."""
+
+    def __init__(self, *, needed: int, balance: int):
+        super().__init__(f"needs {needed} tokens, has {balance}")
+        self.needed, self.balance = needed, balance
 
 
 def token_balance(account: Account) -> int:
@@ -57,7 +48,7 @@ def ledger_add(*, account: Account, kind: str, amount: int, **fields) -> TokenEn
     """
     balance = token_balance(account) + amount
     if balance < 0:
-        raise InsufficientTokens(f"needs {-amount} tokens, has {balance - amount}")
+        raise InsufficientTokens(needed=-amount, balance=balance - amount)
     return TokenEntry.objects.create(account=account, kind=kind, amount=amount, balance_after=balance, **fields)
 
 
@@ -79,7 +70,7 @@ def tokens_adjust(*, account: Account, amount: int, reason: str, user) -> TokenE
                        created_by=user)
     # A deduction can start a dip and a grant end one, like usage and top-ups;
     # otherwise the once-per-crossing flag goes stale and a later crossing is silent.
-    _low_balance_check(account, token_settings(account), entry.balance_after)
+    low_balance_check(account, token_settings(account), entry.balance_after)
     return entry
 
 
@@ -102,60 +93,6 @@ def top_up_mix_quote(*, account: Account, items: list[tuple[TokenPackage, int]])
                                     credit_balance=credit_balance(account))
 
 
-def tokens_top_up(
-    *, account: Account, package: TokenPackage, token: str, now: datetime.datetime | None = None
-) -> tuple[TopUp, bool]:
-    """Buy a package: charge the default card, credit the tokens and issue its own invoice, in one transaction.
-
-    The same form `token` again returns the first top-up and `False`.
-    Raises NoDefaultCard or PaymentDeclined, in which case nothing changes.
-    """
-    return tokens_top_up_mix(account=account, items=[(package, 1)], token=token, now=now)
-
-
-def tokens_top_up_mix(
-    *, account: Account, items: list[tuple[TokenPackage, int]], token: str, now: datetime.datetime | None = None
-) -> tuple[TopUp, bool]:
-    """Buy several packages in one purchase with one invoice (the estimator's suggested mix)."""
-    charge_box: list = []
-    try:
-        with transaction.atomic():
-            account = account_lock(account)
-            done = TopUp.objects.filter(token=token, account=account).first()
-            if done is not None:
-                return done, False
-            return _top_up(account, items, token=token, automatic=False, now=now or timezone.now(),
-                           charge_box=charge_box), True
-    except Exception:
-        for charge in charge_box:
-            charge_refund_quietly(charge)
-        raise
-
-
-def _top_up(account, items, *, token, automatic, now, charge_box, prefs=None) -> TopUp:
-    # Inside the caller's transaction, with the account locked.
-    quote = top_up_mix_quote(account=account, items=items)
-    description = f"{'Auto top-up' if automatic else 'Token top-up'}: {quote.package_name}, {quote.tokens:,} tokens"
-    charge = card_charge_default(account=account, amount=quote.total_due, idempotency_key=f"topup:{token}",
-                                 description=description)
-    if charge is not None:
-        charge_box.append(charge)
-    invoice = invoice_issue(
-        account=account, kind=Invoice.TOP_UP, description=description, lines=quote.lines,
-        subtotal=quote.list_subtotal, discount_total=ZERO, credit_applied=quote.credit_applied,
-        total=quote.total_due, status=Invoice.PAID, issued_on=now.date(), charge=charge,
-    )
-    if quote.credit_applied:
-        CreditEntry.objects.create(account=account, kind=CreditEntry.APPLIED, amount=-quote.credit_applied,
-                                   invoice=invoice, note=f"Applied to {invoice.number}")
-    entry = ledger_add(account=account, kind=TokenEntry.AUTO_TOP_UP if automatic else TokenEntry.TOP_UP,
-                       amount=quote.tokens, invoice=invoice, note=quote.package_name)
-    single = items[0][0] if len(items) == 1 and items[0][1] == 1 else None
-    _low_balance_check(account, prefs or token_settings(account), entry.balance_after)
-    return TopUp.objects.create(account=account, package=single, automatic=automatic, tokens=quote.tokens,
-                                token=token, invoice=invoice)
-
-
 def rates_in_force(now: datetime.datetime) -> dict[str, int]:
     """Tokens per output of each type at this moment (SPEC's defaults where no rate is recorded)."""
     rates = dict(DEFAULT_RATES)
@@ -172,127 +109,14 @@ def token_settings(account: Account) -> TokenSettings:
     return TokenSettings.objects.get_or_create(account=account)[0]
 
 
-@dataclass(frozen=True)
-class UsageResult:
-    """What the usage API answers: an HTTP status and a JSON body."""
-
-    status: int
-    body: dict
-    replayed: bool = False
-
-
-def body_fingerprint(body: dict) -> str:
-    """A stable hash of a request body, to tell a true retry from a reused key."""
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def tokens_spend(
-    *, account: Account, output_type: str, quantity: int, event_id: str, idempotency_key: str,
-    now: datetime.datetime | None = None,
-) -> UsageResult:
-    """Debit rate × quantity tokens for usage, once per idempotency key.
-
-    The same key and body again returns the first answer and debits nothing;
-    the same key with another body is a 409. Not enough tokens: 402, nothing
-    debited (and nothing remembered, so a retry after a top-up can succeed).
-    With auto top-up on, a debit that leaves the balance below its threshold
-    buys the chosen package in the same transaction (at most N a month), and a
-    debit the balance cannot cover buys it first and tries once more.
-    """
-    now = now or timezone.now()
-    request_body = {"output_type": output_type, "quantity": quantity, "event_id": event_id}
-    fingerprint = body_fingerprint(request_body)
-    charge_box: list = []  # an auto top-up's charge, refunded if this transaction cannot commit
-    try:
-        with transaction.atomic():
-            account = account_lock(account)
-            earlier = UsageRequest.objects.filter(account=account, idempotency_key=idempotency_key).first()
-            if earlier is not None:
-                if earlier.body_hash != fingerprint:
-                    return UsageResult(409, {"error": "idempotency_key_reused",
-                                             "detail": "This idempotency_key was used with a different body."})
-                return UsageResult(201, earlier.response, replayed=True)
-            cost = rates_in_force(now)[output_type] * quantity
-            prefs = token_settings(account)
-            usage = {"kind": TokenEntry.USAGE, "amount": -cost, "output_type": output_type, "quantity": quantity,
-                     "event_id": event_id}
-            try:
-                entry = ledger_add(account=account, **usage)
-            except InsufficientTokens:
-                # With auto top-up on, buy first and try once more; otherwise (or if still short) a 402.
-                topped_up = None
-                if _auto_top_up_allowed(account, prefs, now):
-                    topped_up = _auto_top_up(account, prefs, now, charge_box, token=f"auto-{uuid.uuid4().hex}")
-                try:
-                    entry = ledger_add(account=account, **usage)
-                except InsufficientTokens:
-                    balance = topped_up or token_balance(account)
-                    return UsageResult(402, {"error": "insufficient_tokens", "balance": balance, "needed": cost,
-                                             "detail": f"This needs {cost} tokens and the balance is {balance}."})
-            balance = entry.balance_after
-            if balance < prefs.auto_top_up_threshold and _auto_top_up_allowed(account, prefs, now):
-                balance = _auto_top_up(account, prefs, now, charge_box, token=f"auto-{account.pk}-{entry.pk}") \
-                    or balance
-            _low_balance_check(account, prefs, balance)
-            body = {"debited": cost, "balance": balance, "output_type": output_type,
-                    "quantity": quantity, "event_id": event_id, "entry_id": entry.pk}
-            UsageRequest.objects.create(account=account, idempotency_key=idempotency_key, body_hash=fingerprint,
-                                        response=body)
-            return UsageResult(201, body)
-    except Exception:
-        for charge in charge_box:
-            charge_refund_quietly(charge)
-        raise
-
-
-def _auto_top_up_allowed(account: Account, prefs: TokenSettings, now: datetime.datetime) -> bool:
-    """Auto top-up is on, has a package, and this calendar month's limit is not reached."""
-    if not prefs.auto_top_up or prefs.auto_top_up_package_id is None:
-        return False
-    # Counted by invoice date, which follows `now`; created_at is the wall clock.
-    month_start = now.date().replace(day=1)
-    next_month = (month_start + datetime.timedelta(days=32)).replace(day=1)
-    done = TopUp.objects.filter(account=account, automatic=True, invoice__issued_on__gte=month_start,
-                                invoice__issued_on__lt=next_month).count()
-    return done < prefs.auto_top_up_monthly_limit
-
-
-def _auto_top_up(account: Account, prefs: TokenSettings, now: datetime.datetime, charge_box: list, *,
-                 token: str) -> int | None:
-    """Buy the chosen package now; the new balance, or None when it could not be bought (then switched off).
-
-    Called with the account locked, in the usage debit's transaction:
-    concurrent debits queue on that lock, so the one that takes the balance
-    below the threshold tops up and the next ones see the new balance.
-    """
-    try:
-        with transaction.atomic():  # a savepoint: a decline undoes the top-up, never the usage
-            if not packages_on_sale().filter(pk=prefs.auto_top_up_package_id).exists():
-                raise pricing.PricingError("the auto top-up package is not on sale")
-            _top_up(account, [(prefs.auto_top_up_package, 1)], token=token, automatic=True, now=now,
-                    charge_box=charge_box, prefs=prefs)
-        return token_balance(account)
-    except (PaymentDeclined, NoDefaultCard, pricing.PricingError) as error:
-        if isinstance(error, pricing.PricingError):
-            reason = f"The {prefs.auto_top_up_package.name} package can no longer be bought."
-        else:
-            reason = getattr(error, "reason", "") or "No default card."
-        TokenSettings.objects.filter(pk=prefs.pk).update(auto_top_up=False, auto_top_up_failure=reason[:200])
-        prefs.auto_top_up, prefs.auto_top_up_failure = False, reason[:200]
-        _email_owners(account, "Auto top-up switched off",
-                      f"An automatic token top-up failed: {reason}\nAuto top-up is now off. Add a card and switch "
-                      "it on again on the Token activity page.")
-        return None
-
-
-def _low_balance_check(account: Account, prefs: TokenSettings, balance: int) -> None:
+def low_balance_check(account: Account, prefs: TokenSettings, balance: int) -> None:
     # One alert per crossing: flag it when the balance goes below the
     # threshold, clear the flag once it is back at or above it.
     low = balance < prefs.low_balance_threshold
     if low and not prefs.low_balance_alerted:
         TokenSettings.objects.filter(pk=prefs.pk).update(low_balance_alerted=True)
         prefs.low_balance_alerted = True  # a second check in the same debit must not email again
-        _email_owners(account, "Your Pictor token balance is low",
+        email_account_users(account, "Your Pictor token balance is low",
                       f"{account.name} has {balance} tokens left (your alert is set at "
                       f"{prefs.low_balance_threshold}). Top up from the Billing area.")
     elif not low and prefs.low_balance_alerted:
@@ -300,7 +124,7 @@ def _low_balance_check(account: Account, prefs: TokenSettings, balance: int) -> 
         prefs.low_balance_alerted = False
 
 
-def _email_owners(account: Account, subject: str, message: str) -> None:
+def email_account_users(account: Account, subject: str, message: str) -> None:
     recipients = list(account.users.filter(is_active=True).values_list("email", flat=True))
     if recipients:
         # Sent once the transaction commits, so a rolled-back change never emails anyone; `robust`
@@ -343,7 +167,7 @@ def token_settings_update(
         prefs.auto_top_up_failure = ""
     prefs.save()
     # A new threshold can start or end a dip at today's balance.
-    _low_balance_check(account, prefs, token_balance(account))
+    low_balance_check(account, prefs, token_balance(account))
     return prefs
 
 

@@ -1,4 +1,4 @@
-"""Tokens in the Billing area: Token activity (ledger, usage chart, settings), Top Up, and Estimate an event."""
+"""Tokens in the Billing area: Token activity (ledger, usage chart, settings); buying them is billing.views."""
 
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -6,35 +6,22 @@ from django.db.models import Max
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.cache import patch_vary_headers
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect
+from django.views.decorators.http import require_GET, require_POST
 
 from accounts.decorators import account_required
-from payments.services import NoDefaultCard, PaymentDeclined, default_card
-from pictor_billing import pricing
+from payments.services import NoDefaultCard
 from pictor_billing.form_tokens import (
-    form_token_new,
-    form_token_nonce,
-    form_with_fresh_token,
     unexpected_fields_error,
 )
 from pictor_billing.htmx import render_htmx
-from pictor_billing.money import format_usd
-from pictor_billing.redirects import safe_next_url
 from tokens.chart import usage_chart
 from tokens.forms import (
-    ALLOWED_FIELDS,
-    ESTIMATE_FIELDS,
     SETTINGS_FIELDS,
     ActivityFilterForm,
-    EstimateForm,
     TokenSettingsForm,
-    TopUpForm,
-    per_guest_field_name,
 )
-from tokens.models import TokenEntry, TokenSettings, TopUp
-from tokens.services import event_estimate, token_settings_update, top_up_quote, tokens_top_up, tokens_top_up_mix
+from tokens.models import TokenEntry, TokenSettings
+from tokens.services import token_settings_update
 
 TOKEN_SALT = "tokens.top_up"
 ESTIMATE_SALT = "tokens.estimate"
@@ -100,150 +87,3 @@ def settings_update(request):
 def _settings_failed(request, form, error):
     context = _activity_context(request, settings_form=form, settings_error=error)
     return TemplateResponse(request, "tokens/activity.html", context, status=400)
-
-
-# --- Top Up -----------------------------------------------------------------------------------------
-
-def _context(request, form, error=""):
-    packages = [(package, top_up_quote(account=request.account, package=package))
-                for package in form.fields["package"].queryset]
-    return {"form": form, "packages": packages, "error": error, "card": default_card(request.account),
-            "next": request.POST.get("next") or request.GET.get("next") or ""}
-
-
-@require_http_methods(["GET", "POST"])
-@account_required
-def top_up(request):
-    """Choose a package and pay; the tokens are credited at once with an invoice of their own."""
-    if request.method == "GET":
-        form = TopUpForm(initial={"token": form_token_new(account_id=request.account.pk, salt=TOKEN_SALT)})
-        return render_htmx(request, "tokens/top_up.html", _context(request, form), partial="modal")
-    form = TopUpForm(request.POST)
-    if tampered := unexpected_fields_error(request.POST, ALLOWED_FIELDS):
-        return _failed(request, form, tampered, 400)
-    if not form.is_valid():
-        return _failed(request, form, "Choose a package. Nothing was charged.", 400)
-    nonce = form_token_nonce(form.cleaned_data["token"], account_id=request.account.pk, salt=TOKEN_SALT)
-    if nonce is None:
-        return _failed(request, form, "This form has expired. Choose the package again.", 400, fresh_token=True)
-    try:
-        result, created = tokens_top_up(account=request.account, package=form.cleaned_data["package"], token=nonce)
-    except NoDefaultCard:
-        return _failed(request, form, "Add a card before topping up. Nothing was charged.", 402)
-    except PaymentDeclined as declined:
-        return _failed(request, form, f"{declined.reason} Nothing was charged.", 402)
-    if created:
-        messages.success(request, f"{result.tokens:,} tokens added. Invoice {result.invoice.number} is on the "
-                                  "Invoices tab.")
-    else:
-        messages.info(request, f"This top-up was already completed (invoice {result.invoice.number}).")
-    target = safe_next_url(request) or reverse("licenses:list")
-    return HttpResponseClientRedirect(target) if request.htmx else redirect(target)
-
-
-def _failed(request, form, error, status, fresh_token=False):
-    if fresh_token or not form.data.get("token"):
-        form = form_with_fresh_token(form, account_id=request.account.pk, salt=TOKEN_SALT)
-    return render_htmx(request, "tokens/top_up.html", _context(request, form, error), partial="top_up_form",
-                       status=status)
-
-
-# --- Estimate an event ------------------------------------------------------------------------------
-
-ESTIMATE_DEFAULTS = {"guests": 100, per_guest_field_name("ai_image"): 1}
-
-
-def _estimate_context(request, form, error=""):
-    estimate = None
-    if form.is_valid():
-        estimate = event_estimate(account=request.account, guests=form.cleaned_data["guests"],
-                                  outputs_per_guest=form.outputs_per_guest)
-    return {"form": form, "estimate": estimate, "error": error, "card": default_card(request.account),
-            "next": safe_next_url(request), "tab": "tokens"}
-
-
-@require_http_methods(["GET", "POST"])
-@account_required
-def estimate(request):
-    """Estimate an event: the modal (HTMX) or a page (no JavaScript); POST tops up the suggested mix."""
-    if request.method == "POST":
-        return _estimate_top_up(request)
-    data = request.GET.copy() if "guests" in request.GET else ESTIMATE_DEFAULTS.copy()
-    data["token"] = form_token_new(account_id=request.account.pk, salt=ESTIMATE_SALT)
-    form = EstimateForm(data)
-    context = _estimate_context(request, form)
-    return render_htmx(request, "tokens/estimate.html", context, partial="modal",
-                       status=200 if context["estimate"] else 400)
-
-
-@require_GET
-@account_required
-def estimate_result(request):
-    """The estimate fragment, re-rendered by the server on every change in the estimator."""
-    context = _estimate_context(request, EstimateForm(request.GET))
-    response = TemplateResponse(request, "tokens/estimate.html#result", context,
-                                status=200 if context["estimate"] else 400)
-    patch_vary_headers(response, ("HX-Request",))
-    return response
-
-
-def _estimate_top_up(request):
-    form = EstimateForm(request.POST)
-    if tampered := unexpected_fields_error(request.POST, ESTIMATE_FIELDS):
-        return _estimate_failed(request, form, tampered, 400)
-    if "preview" in request.POST:  # "Update estimate" (or Enter): show the estimate again, buy nothing
-        context = _estimate_context(request, form)
-        return render_htmx(request, "tokens/estimate.html", context, partial="estimate_form",
-                           status=200 if context["estimate"] else 400)
-    if not form.is_valid():
-        return _estimate_failed(request, form, "Please correct the highlighted fields. Nothing was charged.", 400)
-    nonce = form_token_nonce(form.cleaned_data["token"], account_id=request.account.pk, salt=ESTIMATE_SALT)
-    if nonce is None:
-        return _estimate_failed(request, form, "This form has expired. Review the estimate and try again.", 400,
-                                fresh_token=True)
-    # Answered before re-estimating: once this form's top-up is done the balance covers the event,
-    # and a repeated post must say "already completed", not "nothing to buy".
-    if done := TopUp.objects.filter(account=request.account, token=nonce).select_related("invoice").first():
-        messages.info(request, f"This top-up was already completed (invoice {done.invoice.number}). "
-                               "Nothing more was charged.")
-        return _estimate_done(request)
-    # The mix is worked out again here from the posted guests and outputs, never taken from the form.
-    plan = event_estimate(account=request.account, guests=form.cleaned_data["guests"],
-                          outputs_per_guest=form.outputs_per_guest)
-    if not plan.mix:
-        error = ("Your balance already covers this event. Nothing was charged." if not plan.shortfall
-                 else "No token packages are on sale right now. Nothing was charged.")
-        return _estimate_failed(request, form, error, 409)
-    shown = request.POST.get("expected_total", "")
-    if shown and shown != str(plan.quote.total_due):
-        # Booths spent tokens (or prices changed) since the button was drawn: show the new
-        # figure rather than charge an amount the person never saw.
-        return _estimate_failed(request, form, f"The estimate changed since you saw it: the top-up now costs "
-                                               f"{format_usd(plan.quote.total_due)}. Nothing was charged.", 409)
-    try:
-        result, created = tokens_top_up_mix(account=request.account, items=list(plan.mix), token=nonce)
-    except NoDefaultCard:
-        return _estimate_failed(request, form, "Add a card before topping up. Nothing was charged.", 402)
-    except PaymentDeclined as declined:
-        return _estimate_failed(request, form, f"{declined.reason} Nothing was charged.", 402)
-    except pricing.PricingError:
-        return _estimate_failed(request, form, "These packages cannot be bought right now. Nothing was charged.",
-                                409)
-    if created:
-        messages.success(request, f"{result.tokens:,} tokens added ({plan.quote.package_name}). "
-                                  f"Invoice {result.invoice.number} is on the Invoices tab.")
-    else:
-        messages.info(request, f"This top-up was already completed (invoice {result.invoice.number}).")
-    return _estimate_done(request)
-
-
-def _estimate_done(request):
-    target = safe_next_url(request) or reverse("tokens:activity")
-    return HttpResponseClientRedirect(target) if request.htmx else redirect(target)
-
-
-def _estimate_failed(request, form, error, status, fresh_token=False):
-    if fresh_token or not form.data.get("token"):
-        form = form_with_fresh_token(form, account_id=request.account.pk, salt=ESTIMATE_SALT)
-    return render_htmx(request, "tokens/estimate.html", _estimate_context(request, form, error),
-                       partial="estimate_form", status=status)

@@ -15,9 +15,9 @@ from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 
 from accounts.api_keys import api_key_create
+from billing.openapi import EXAMPLE_EVENT
 from licenses.models import EventLease
 from licenses.services import event_start
-from pictor_billing.openapi import EXAMPLE_EVENT
 from tests.api.conftest import grant, licenses_of
 from tokens.models import TokenEntry, UsageRequest
 

@@ -7,9 +7,9 @@ import pytest
 import schemathesis
 from django.test import Client
 
+from billing.api_urls import urlpatterns as api_patterns
+from billing.openapi import DOCUMENT
 from pictor_billing import pricing
-from pictor_billing.openapi import DOCUMENT
-from pictor_billing.urls import api_patterns
 from tokens.models import OUTPUT_TYPES
 
 URL = "/api/v1/openapi.json"

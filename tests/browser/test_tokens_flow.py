@@ -9,9 +9,10 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from billing.usage import tokens_spend
 from tests.browser.test_billing_flow import VISA, loaded, log_in, no_page_load_since_marker, owner_with_card
 from tokens.models import TopUp
-from tokens.services import tokens_grant_signup, tokens_spend
+from tokens.services import tokens_grant_signup
 
 pytestmark = pytest.mark.browser
 

@@ -32,18 +32,20 @@ if connection.vendor != "postgresql":
         allow_module_level=True,
     )
 
-from accounts.services import account_signup  # noqa: E402  (after the skip: keeps the reason first)
+from billing.purchase import license_purchase  # noqa: E402
+from billing.signup import account_signup  # noqa: E402  (after the skip: keeps the reason first)
+from billing.top_up import tokens_top_up  # noqa: E402
+from billing.views.purchase import TOKEN_SALT  # noqa: E402
 from invoices.models import Invoice, InvoiceLine, InvoiceSequence  # noqa: E402
 from licenses.models import Coupon, CouponRedemption, License, Purchase  # noqa: E402
-from licenses.services import license_purchase, purchase_quote  # noqa: E402
-from licenses.views import TOKEN_SALT  # noqa: E402
+from licenses.services import purchase_quote  # noqa: E402
 from payments.models import Charge, CreditEntry  # noqa: E402
 from payments.services import credit_balance  # noqa: E402
 from pictor_billing.form_tokens import form_token_new  # noqa: E402
 from tests.conftest import add_card  # noqa: E402
 from tests.factories import CouponFactory, UserFactory  # noqa: E402
 from tokens.models import TokenEntry, TopUp  # noqa: E402
-from tokens.services import token_balance, tokens_top_up  # noqa: E402
+from tokens.services import token_balance  # noqa: E402
 
 D = Decimal
 # One fixed instant for every call of a test, so "today", the year of the invoice numbers and the

@@ -7,9 +7,8 @@ import subprocess
 from decimal import Decimal
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
-from django.db import connection
 from django.utils import timezone
 
 from invoices.models import ImmutableError, Invoice, InvoiceLine

@@ -9,14 +9,14 @@ from decimal import Decimal
 
 import pytest
 from django.core import signing
-from django.test.utils import CaptureQueriesContext
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import Account
+from billing.purchase import license_purchase
 from invoices.models import Invoice
 from licenses.models import CouponRedemption, License, Purchase
-from licenses.services import license_purchase
 from payments.models import Charge, CreditEntry
 from payments.services import card_make_default, credit_balance
 from pictor_billing.form_tokens import form_token_new
@@ -110,7 +110,8 @@ SCENARIOS = [
     pytest.param({"tier": "premium", "period": "annual", "quantity": 2}, 0, "WELCOME10", id="premium annual, coupon"),
     pytest.param({"tier": "basic", "period": "monthly", "quantity": 6}, 0, "", id="volume bracket on its own"),
     pytest.param({"tier": "pro", "period": "annual", "quantity": 2}, 3, "welcome10", id="bracket reached, adjustment"),
-    pytest.param({"tier": "basic", "period": "monthly", "quantity": 4}, 6, "FLAT50", id="a $50 coupon beats 15% of a small order"),
+    pytest.param({"tier": "basic", "period": "monthly", "quantity": 4}, 6, "FLAT50",
+                 id="a $50 coupon beats 15% of a small order"),
     pytest.param({"tier": "premium", "period": "annual", "quantity": 1}, 0, "FLAT50", id="fixed coupon alone"),
     pytest.param({"tier": "pro", "period": "monthly", "quantity": 1}, 0, "NOSUCHCODE", id="unknown coupon"),
 ]
@@ -413,7 +414,8 @@ def coupons(db, welcome10):
                   starts_at=now - datetime.timedelta(days=60), expires_at=now - datetime.timedelta(days=30))
     CouponFactory(code="BIG100", kind="fixed", value=D("100"), combines_with_volume=False)
     CouponFactory(code="SMALL5", kind="fixed", value=D("5"), combines_with_volume=False)
-    CouponFactory(code="SOON", kind="percent", value=D("20"), starts_at=datetime.datetime(2099, 3, 5, tzinfo=datetime.UTC))
+    CouponFactory(code="SOON", kind="percent", value=D("20"),
+                  starts_at=datetime.datetime(2099, 3, 5, tzinfo=datetime.UTC))
     CouponFactory(code="ONCE", kind="percent", value=D("20"), max_redemptions=0)
     CouponFactory(code="PREMIUMONLY", kind="percent", value=D("20"), tiers=["premium"])
     CouponFactory(code="ANNUALONLY", kind="percent", value=D("20"), periods=["annual"])

@@ -57,12 +57,12 @@ offers = st.lists(
 def test_small_needs_match_a_brute_force_search(packages, needed):
     best = min(
         (combo for combo in itertools.product(*(range(needed // p.tokens + 2) for p in packages))
-         if sum(p.tokens * c for p, c in zip(packages, combo)) >= needed),
-        key=lambda combo: sum(p.price * c for p, c in zip(packages, combo)),
+         if sum(p.tokens * c for p, c in zip(packages, combo, strict=True)) >= needed),
+        key=lambda combo: sum(p.price * c for p, c in zip(packages, combo, strict=True)),
     )
     mix = cheapest_package_mix(packages, needed)
     assert tokens(mix) >= needed
-    assert price(mix) == sum(p.price * c for p, c in zip(packages, best))
+    assert price(mix) == sum(p.price * c for p, c in zip(packages, best, strict=True))
 
 
 @settings(max_examples=100, deadline=None)

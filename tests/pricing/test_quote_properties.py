@@ -11,7 +11,7 @@ adjustment exhaustively, for every day of every period length at SPEC's prices.
 import calendar
 import math
 from dataclasses import fields
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
@@ -32,7 +32,7 @@ from pictor_billing.pricing import (
 )
 from tests.pricing.test_quote_purchase import PRICES
 
-UTC = timezone.utc
+UTC = UTC
 D = Decimal
 RATES = (D("0"), D("0.10"), D("0.15"))
 

@@ -4,7 +4,7 @@ Every expected figure below was worked out by hand from SPEC.md (the arithmetic 
 comments) and is written as a Decimal string; none is computed by the code under test.
 """
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
@@ -24,7 +24,7 @@ from pictor_billing.pricing import (
     quote_purchase,
 )
 
-UTC = timezone.utc
+UTC = UTC
 D = Decimal
 
 # SPEC, "License tiers and prices (USD)". Shared by every pricing test module.

@@ -6,13 +6,14 @@ from decimal import Decimal
 
 import pytest
 
+from billing.top_up import tokens_top_up
 from invoices.models import Invoice
 from payments.models import Charge, CreditEntry
 from payments.services import credit_balance
 from tests.conftest import DECLINED, INSUFFICIENT, add_card, logged_in
 from tests.helpers import TOP_UP_URL, books, buy_directly, form_token, post, text, token_balance_shown
 from tokens.models import TokenEntry, TopUp
-from tokens.services import token_balance, tokens_grant_signup, tokens_top_up
+from tokens.services import token_balance, tokens_grant_signup
 
 D = Decimal
 

@@ -3,6 +3,11 @@
 
 from django.utils import timezone
 
+from licenses.models import License
+from payments.services import default_card
+from tokens.models import TokenSettings
+from tokens.services import token_balance
+
 
 def billing_header(request):
     """Figures for the top-right balance and the banners; nothing for anonymous users or staff without an account."""
@@ -20,8 +25,6 @@ class BillingHeader:
 
     @property
     def token_balance(self) -> int:
-        from tokens.services import token_balance
-
         if not hasattr(self, "_tokens"):
             self._tokens = token_balance(self.account)
         return self._tokens
@@ -29,8 +32,6 @@ class BillingHeader:
     @property
     def _token_settings(self) -> tuple[int, str]:
         """(low-balance threshold, auto top-up failure) in one query; the model's defaults before any are saved."""
-        from tokens.models import TokenSettings
-
         if not hasattr(self, "_prefs"):
             self._prefs = (TokenSettings.objects.filter(account=self.account)
                            .values_list("low_balance_threshold", "auto_top_up_failure").first()
@@ -53,16 +54,12 @@ class BillingHeader:
 
     @property
     def default_card(self):
-        from payments.services import default_card
-
         if not hasattr(self, "_card"):
             self._card = default_card(self.account)
         return self._card
 
     @property
     def past_due(self) -> bool:
-        from licenses.models import License
-
         return License.objects.filter(account=self.account, status=License.PAST_DUE).exists()
 
     @property

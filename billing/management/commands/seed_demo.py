@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Account, User
-from accounts.services import account_signup
+from billing.signup import account_signup
 from licenses.models import Coupon, Feature, PriceListEntry
 from payments.models import Card
 from payments.services import card_add

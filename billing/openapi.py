@@ -4,10 +4,11 @@ It is built from the same constants the endpoints check against (output types, t
 and tests/api/test_fuzz.py fuzzes the API against it, so the two cannot drift apart unnoticed.
 """
 
+from accounts.api_keys import AUTH_CHALLENGE
+from billing.api import MAX_QUANTITY, OUTPUT_TYPE_NAMES, USAGE_FIELDS
 from licenses.api import START_FIELDS
 from pictor_billing import pricing
-from pictor_billing.api import AUTH_CHALLENGE, IDENTIFIER_PATTERN, MAX_ID_LENGTH, api_view, json_response
-from tokens.api import MAX_QUANTITY, OUTPUT_TYPE_NAMES, USAGE_FIELDS
+from pictor_billing.api import IDENTIFIER_PATTERN, MAX_ID_LENGTH, api_view, json_response
 from tokens.services import DEFAULT_RATES
 
 JSON = "application/json"

@@ -1,0 +1,21 @@
+"""Card actions that depend on what the account has bought."""
+
+from django.db import transaction
+
+from accounts.models import Account
+from accounts.services import account_lock
+from licenses.models import License
+from payments.models import Card
+from payments.services import card_remove as payments_card_remove
+
+
+@transaction.atomic
+def card_remove(*, account: Account, card: Card) -> None:
+    """Remove a card; the default one only when no license is active (the newest other card takes over).
+
+    The licenses are counted under the account lock, so a purchase landing at the same moment
+    cannot leave active licenses without a default card.
+    """
+    account_lock(account)
+    licenses_active = License.objects.filter(account=account).active().exists()
+    payments_card_remove(account=account, card=card, default_required=licenses_active)

@@ -1,0 +1,20 @@
+"""The Billing area's flows, mounted at the site root: sign-up, buying licenses and tokens, removing cards.
+
+The paths sit beside the tabs they belong to (/billing/licenses/add/ next to the Licenses tab),
+while the views live here, above the apps they tie together.
+"""
+
+from django.urls import path
+
+from billing.views import cards, estimate, purchase, signup, top_up
+
+app_name = "billing"
+urlpatterns = [
+    path("signup/", signup.signup, name="signup"),
+    path("billing/licenses/add/", purchase.license_add, name="license_add"),
+    path("billing/licenses/summary/", purchase.purchase_summary, name="purchase_summary"),
+    path("billing/tokens/top-up/", top_up.top_up, name="top_up"),
+    path("billing/tokens/estimate/", estimate.estimate, name="estimate"),
+    path("billing/tokens/estimate/result/", estimate.estimate_result, name="estimate_result"),
+    path("billing/payment/cards/<int:pk>/remove/", cards.card_remove_view, name="card_remove"),
+]

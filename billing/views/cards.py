@@ -1,0 +1,25 @@
+"""Removing a card: refused while active licenses would be left without a default card."""
+
+from django.contrib import messages
+from django.shortcuts import get_object_or_404
+from django.views.decorators.http import require_POST
+
+from accounts.decorators import account_required
+from billing.cards import card_remove
+from payments.models import Card
+from payments.services import CardRemovalRefused
+from payments.views import back_to_tab
+
+
+@require_POST
+@account_required
+def card_remove_view(request, pk):
+    """Remove a card, unless active licenses still renew on it."""
+    card = get_object_or_404(Card, pk=pk, account=request.account)
+    try:
+        card_remove(account=request.account, card=card)
+    except CardRemovalRefused as refused:
+        messages.error(request, str(refused))
+        return back_to_tab(request, status=409)
+    messages.success(request, f"{card.brand} ending {card.last4} removed.")
+    return back_to_tab(request)
