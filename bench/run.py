@@ -99,9 +99,9 @@ def seed(large: int) -> dict[int, object]:
     """Prices, WELCOME10 and an owner per license count; licenses bought the ordinary way."""
     from django.core.management import call_command
 
+    from billing.purchase import license_purchase
     from billing.signup import account_signup
     from licenses.models import Coupon, License, PriceListEntry
-    from billing.purchase import license_purchase
     from payments.services import card_add
 
     call_command("migrate", interactive=False, verbosity=0)
