@@ -17,6 +17,9 @@ class Account(models.Model):
     vat_id = models.CharField("VAT id", max_length=40, blank=True)
     # Day of month (1-31) every monthly license renews on; set by the first monthly purchase.
     monthly_anchor_day = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
+    # Read by pictor_billing.clock: empty, the account lives in real time; set (a test clock), its
+    # clock stands at this moment and every date rule for this account follows it.
+    clock_frozen_at = models.DateTimeField("clock stands at", null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

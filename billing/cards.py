@@ -7,6 +7,7 @@ from accounts.services import account_lock
 from licenses.models import License
 from payments.models import Card
 from payments.services import card_remove as payments_card_remove
+from pictor_billing import clock
 
 
 @transaction.atomic
@@ -16,6 +17,6 @@ def card_remove(*, account: Account, card: Card) -> None:
     The licenses are counted under the account lock, so a purchase landing at the same moment
     cannot leave active licenses without a default card.
     """
-    account_lock(account)
-    licenses_active = License.objects.filter(account=account).active().exists()
+    account = account_lock(account)
+    licenses_active = License.objects.filter(account=account).active(clock.today(account)).exists()
     payments_card_remove(account=account, card=card, default_required=licenses_active)

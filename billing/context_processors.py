@@ -1,10 +1,10 @@
 """The Billing header on every page: token balance (flagged when low), Top Up, and the banners
 (past due, no card, auto top-up switched off by a decline)."""
 
-from django.utils import timezone
 
 from licenses.models import License
 from payments.services import default_card
+from pictor_billing import clock
 from tokens.models import TokenSettings
 from tokens.services import token_balance
 
@@ -66,4 +66,4 @@ class BillingHeader:
     def needs_card(self) -> bool:
         """No default card, or the default card has expired."""
         card = self.default_card
-        return card is None or card.is_expired(timezone.now().date())
+        return card is None or card.is_expired(clock.today(self.account))

@@ -3,7 +3,6 @@
 import datetime
 
 from django.db import transaction
-from django.utils import timezone
 
 from accounts.models import Account
 from accounts.services import account_lock
@@ -11,7 +10,7 @@ from invoices.models import Invoice
 from invoices.services import invoice_issue
 from payments.models import CreditEntry
 from payments.services import NoDefaultCard, PaymentDeclined, card_charge_default, charge_refund_quietly
-from pictor_billing import pricing
+from pictor_billing import clock, pricing
 from pictor_billing.money import ZERO
 from tokens.models import TokenEntry, TokenPackage, TokenSettings, TopUp
 from tokens.services import (
@@ -26,18 +25,18 @@ from tokens.services import (
 
 
 def tokens_top_up(
-    *, account: Account, package: TokenPackage, token: str, now: datetime.datetime | None = None
+    *, account: Account, package: TokenPackage, token: str
 ) -> tuple[TopUp, bool]:
     """Buy a package: charge the default card, credit the tokens and issue its own invoice, in one transaction.
 
     The same form `token` again returns the first top-up and `False`.
     Raises NoDefaultCard or PaymentDeclined, in which case nothing changes.
     """
-    return tokens_top_up_mix(account=account, items=[(package, 1)], token=token, now=now)
+    return tokens_top_up_mix(account=account, items=[(package, 1)], token=token)
 
 
 def tokens_top_up_mix(
-    *, account: Account, items: list[tuple[TokenPackage, int]], token: str, now: datetime.datetime | None = None
+    *, account: Account, items: list[tuple[TokenPackage, int]], token: str
 ) -> tuple[TopUp, bool]:
     """Buy several packages in one purchase with one invoice (the estimator's suggested mix)."""
     charge_box: list = []
@@ -47,7 +46,7 @@ def tokens_top_up_mix(
             done = TopUp.objects.filter(token=token, account=account).first()
             if done is not None:
                 return done, False
-            return _top_up(account, items, token=token, automatic=False, now=now or timezone.now(),
+            return _top_up(account, items, token=token, automatic=False, now=clock.now(account),
                            charge_box=charge_box), True
     except Exception:
         for charge in charge_box:
@@ -70,20 +69,20 @@ def _top_up(account, items, *, token, automatic, now, charge_box, prefs=None) ->
     )
     if quote.credit_applied:
         CreditEntry.objects.create(account=account, kind=CreditEntry.APPLIED, amount=-quote.credit_applied,
-                                   invoice=invoice, note=f"Applied to {invoice.number}")
+                                   invoice=invoice, note=f"Applied to {invoice.number}", created_at=now)
     entry = ledger_add(account=account, kind=TokenEntry.AUTO_TOP_UP if automatic else TokenEntry.TOP_UP,
                        amount=quote.tokens, invoice=invoice, note=quote.package_name)
     single = items[0][0] if len(items) == 1 and items[0][1] == 1 else None
     low_balance_check(account, prefs or token_settings(account), entry.balance_after)
     return TopUp.objects.create(account=account, package=single, automatic=automatic, tokens=quote.tokens,
-                                token=token, invoice=invoice)
+                                token=token, invoice=invoice, created_at=now)
 
 
 def auto_top_up_allowed(account: Account, prefs: TokenSettings, now: datetime.datetime) -> bool:
     """Auto top-up is on, has a package, and this calendar month's limit is not reached."""
     if not prefs.auto_top_up or prefs.auto_top_up_package_id is None:
         return False
-    # Counted by invoice date, which follows `now`; created_at is the wall clock.
+    # Counted by invoice date: the account's calendar month.
     month_start = now.date().replace(day=1)
     next_month = (month_start + datetime.timedelta(days=32)).replace(day=1)
     done = TopUp.objects.filter(account=account, automatic=True, invoice__issued_on__gte=month_start,

@@ -1,18 +1,17 @@
 """Spending tokens from the device API: one debit per idempotency key, with auto top-up."""
 
-import datetime
 import hashlib
 import json
 import uuid
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.utils import timezone
 
 from accounts.models import Account
 from accounts.services import account_lock
 from billing.top_up import auto_top_up, auto_top_up_allowed
 from payments.services import charge_refund_quietly
+from pictor_billing import clock
 from tokens.models import TokenEntry, UsageRequest
 from tokens.services import InsufficientTokens, ledger_add, low_balance_check, rates_in_force, token_settings
 
@@ -36,7 +35,6 @@ def body_fingerprint(body: dict) -> str:
 
 def tokens_spend(
     *, account: Account, output_type: str, quantity: int, event_id: str, idempotency_key: str,
-    now: datetime.datetime | None = None,
 ) -> UsageRecorded:
     """Debit rate × quantity tokens for usage, once per idempotency key.
 
@@ -48,13 +46,13 @@ def tokens_spend(
     transaction (at most N a month), and a debit the balance cannot cover buys
     it first and tries once more.
     """
-    now = now or timezone.now()
     request_body = {"output_type": output_type, "quantity": quantity, "event_id": event_id}
     fingerprint = body_fingerprint(request_body)
     charge_box: list = []  # an auto top-up's charge, refunded if this transaction cannot commit
     try:
         with transaction.atomic():
             account = account_lock(account)
+            now = clock.now(account)
             earlier = UsageRequest.objects.filter(account=account, idempotency_key=idempotency_key).first()
             if earlier is not None:
                 if earlier.body_hash != fingerprint:

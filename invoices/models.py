@@ -2,6 +2,8 @@
 
 from django.db import models
 
+from pictor_billing import clock
+
 
 class ImmutableError(Exception):
     """Raised on any attempt to change or delete an issued invoice or its lines."""
@@ -59,7 +61,7 @@ class Invoice(models.Model):
     seller_address = models.TextField()
     seller_email = models.CharField(max_length=200, blank=True)
     seller_vat_id = models.CharField(max_length=40, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(default=clock.now)
 
     objects = ImmutableQuerySet.as_manager()
 

@@ -7,9 +7,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Upper
-from django.utils import timezone
 
-from pictor_billing import pricing
+from pictor_billing import clock, pricing
 
 TIER_CHOICES = [(tier, pricing.TIER_LABELS[tier]) for tier in pricing.TIERS]
 PERIOD_CHOICES = [(period, pricing.PERIOD_LABELS[period]) for period in pricing.PERIODS]
@@ -69,7 +68,7 @@ class Coupon(models.Model):
     once_per_account = models.BooleanField("one use per account", default=False)
     tiers = models.JSONField(default=list, blank=True, help_text="Empty: every tier.")
     periods = models.JSONField(default=list, blank=True, help_text="Empty: every period.")
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(default=clock.now)
 
     class Meta:
         ordering = ["code"]
@@ -107,7 +106,7 @@ class Purchase(models.Model):
     coupon = models.ForeignKey(Coupon, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     total_due = models.DecimalField(max_digits=12, decimal_places=2)
     invoice = models.OneToOneField("invoices.Invoice", on_delete=models.PROTECT, related_name="purchase")
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(default=clock.now)
 
     class Meta:
         ordering = ["-created_at"]
@@ -122,20 +121,20 @@ class CouponRedemption(models.Model):
     coupon = models.ForeignKey(Coupon, on_delete=models.PROTECT, related_name="redemptions")
     account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="coupon_redemptions")
     purchase = models.OneToOneField(Purchase, on_delete=models.PROTECT, related_name="redemption")
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(default=clock.now)
 
     def __str__(self) -> str:
         return f"{self.coupon_id} on purchase {self.purchase_id}"
 
 
 class LicenseQuerySet(models.QuerySet):
-    def active(self, today: datetime.date | None = None):
-        """Licenses that count as active: not expired and inside their paid period (cancelling ones count).
+    def active(self, today: datetime.date):
+        """Licenses that count as active on `today` (the account's clock): not expired and inside their
+        paid period (cancelling ones count).
 
         A license whose billing date has passed without a renewal is no longer
         active, even before a job marks it expired.
         """
-        today = today or timezone.now().date()
         return self.exclude(status=License.EXPIRED).filter(period_end__gt=today)
 
 
@@ -160,7 +159,7 @@ class License(models.Model):
     list_price = models.DecimalField(max_digits=10, decimal_places=2, help_text="List price when last charged.")
     discount_rate = models.DecimalField(max_digits=4, decimal_places=2, default=Decimal("0.00"),
                                         help_text="Volume discount rate it was last charged at.")
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(default=clock.now)
 
     objects = LicenseQuerySet.as_manager()
 
@@ -171,20 +170,17 @@ class License(models.Model):
     def __str__(self) -> str:
         return f"#{self.pk} {self.get_tier_display()} {self.period}"
 
-    @property
-    def has_ended(self) -> bool:
-        """Expired, or its billing date has passed without a renewal."""
-        return self.status == self.EXPIRED or self.period_end <= timezone.now().date()
+    def has_ended_on(self, today: datetime.date) -> bool:
+        """Expired, or its billing date has passed without a renewal, on `today` (the account's clock)."""
+        return self.status == self.EXPIRED or self.period_end <= today
 
-    @property
-    def display_status(self) -> str:
+    def status_label(self, today: datetime.date) -> str:
         """Active, Cancelling, Past due or Expired, as the Licenses tab shows it."""
-        if self.has_ended:
+        if self.has_ended_on(today):
             return "Expired"
         if self.status == self.ACTIVE and self.cancel_at_period_end:
             return "Cancelling"
         return self.get_status_display()
-
 
 
 class EventLease(models.Model):
@@ -195,7 +191,7 @@ class EventLease(models.Model):
     event_id = models.CharField(max_length=100)
     event_tier = models.CharField(max_length=10, choices=TIER_CHOICES)
     device_id = models.CharField(max_length=100)
-    started_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(default=clock.now)
     stopped_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

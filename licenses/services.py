@@ -1,17 +1,17 @@
-"""License purchases, cancellation and undo; the DB side of the pricing service."""
+"""Licenses: quotes from the account's state (the DB side of the pricing service), new licenses,
+cancellation and undo, and event leases for the device API."""
 
 import datetime
 from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import Case, Count, Exists, OuterRef, Q, Value, When
-from django.utils import timezone
 
 from accounts.models import Account
 from accounts.services import account_lock
 from licenses.models import Coupon, EventLease, Feature, License, PriceListEntry, Purchase, normalize_code
 from payments.services import credit_balance
-from pictor_billing import pricing
+from pictor_billing import clock, pricing
 from pictor_billing.money import ZERO
 
 # In pricing.ActiveLicense's field order: plain rows, no model instances.
@@ -69,15 +69,15 @@ def coupon_terms(coupon: Coupon) -> pricing.CouponTerms:
 
 
 def purchase_quote(
-    *, account: Account, tier: str, period: str, quantity: int, coupon_code: str = "",
-    now: datetime.datetime | None = None, lock: bool = False,
+    *, account: Account, tier: str, period: str, quantity: int, coupon_code: str = "", lock: bool = False,
 ) -> tuple[pricing.Quote, Coupon | None]:
-    """Quote a purchase from the account's current state; the preview and the purchase both call this.
+    """Quote a purchase from the account's current state, at the account's clock; the preview and
+    the purchase both call this.
 
     With `lock`, the coupon row is locked too (the account must already be
     locked), so a redemption limit holds when purchases race.
     """
-    now = now or timezone.now()
+    now = clock.now(account)
     code = normalize_code(coupon_code)
     coupon = coupon_with_counts(code, account, lock=lock) if code else None
     active = License.objects.filter(account=account).active(now.date())
@@ -117,16 +117,16 @@ def licenses_create(*, account: Account, purchase: Purchase, quote: pricing.Quot
 
 
 @transaction.atomic
-def license_cancel(*, account: Account, license: License, now: datetime.datetime | None = None) -> License:
+def license_cancel(*, account: Account, license: License) -> License:
     """Cancel at period end: the license stays active until its billing date, then expires."""
-    account_lock(account)
+    account = account_lock(account)
     license = License.objects.select_for_update().get(pk=license.pk, account=account)
-    if license.has_ended:
+    if license.has_ended_on(clock.today(account)):
         raise LicenseActionRefused("This license has already expired.")
     if license.cancel_at_period_end:
         raise LicenseActionRefused("This license is already cancelled.")
     license.cancel_at_period_end = True
-    license.cancelled_at = now or timezone.now()
+    license.cancelled_at = clock.now(account)
     license.save(update_fields=["cancel_at_period_end", "cancelled_at"])
     return license
 
@@ -134,9 +134,9 @@ def license_cancel(*, account: Account, license: License, now: datetime.datetime
 @transaction.atomic
 def license_undo_cancel(*, account: Account, license: License) -> License:
     """Undo a cancellation; possible until the license's billing date."""
-    account_lock(account)
+    account = account_lock(account)
     license = License.objects.select_for_update().get(pk=license.pk, account=account)
-    if license.has_ended:
+    if license.has_ended_on(clock.today(account)):
         raise LicenseActionRefused("This license has expired; buy a new one instead.")
     if not license.cancel_at_period_end:
         raise LicenseActionRefused("This license is not cancelled.")
@@ -169,8 +169,7 @@ class EventNotLive(Exception):
     """No live event has this id."""
 
 
-def event_start(*, account: Account, event_id: str, event_tier: str, device_id: str,
-                now: datetime.datetime | None = None) -> tuple[EventLease, bool]:
+def event_start(*, account: Account, event_id: str, event_tier: str, device_id: str) -> tuple[EventLease, bool]:
     """Lease the lowest sufficient free license to a live event (a tier runs its own events and lower ones).
 
     Returns the lease and whether it is new: starting the same event again returns its lease.
@@ -178,9 +177,10 @@ def event_start(*, account: Account, event_id: str, event_tier: str, device_id: 
     AllLicensesBusy when every sufficient license is busy, and EventLiveOnLowerTier when the
     event already runs on a license too low for the tier asked for.
     """
-    today = (now or timezone.now()).date()
     with transaction.atomic():
-        account_lock(account)
+        account = account_lock(account)
+        now = clock.now(account)
+        today = now.date()
         live = EventLease.objects.select_related("license").filter(account=account, event_id=event_id,
                                                                    stopped_at__isnull=True).first()
         if live is not None:
@@ -190,7 +190,7 @@ def event_start(*, account: Account, event_id: str, event_tier: str, device_id: 
                 return live, False
             # Its license's paid period is over (a cancelled one runs its event until then, not
             # after): that lease has ended, and the event needs another license.
-            live.stopped_at = now or timezone.now()
+            live.stopped_at = now
             live.save(update_fields=["stopped_at"])
         sufficient = [tier for tier in pricing.TIERS if TIER_RANK[tier] >= TIER_RANK[event_tier]]
         candidates = License.objects.filter(account=account, tier__in=sufficient).active(today)
@@ -205,26 +205,26 @@ def event_start(*, account: Account, event_id: str, event_tier: str, device_id: 
         if free is None:
             raise AllLicensesBusy(event_id)
         lease = EventLease.objects.create(account=account, license=free, event_id=event_id, event_tier=event_tier,
-                                          device_id=device_id)
+                                          device_id=device_id, started_at=now)
         return lease, True
 
 
 def event_stop(*, account: Account, event_id: str) -> EventLease:
     """End an event's lease, freeing its license; EventNotLive when the event is not live."""
     with transaction.atomic():
-        account_lock(account)
+        account = account_lock(account)
         lease = EventLease.objects.select_related("license").filter(
             account=account, event_id=event_id, stopped_at__isnull=True).first()
         if lease is None:
             raise EventNotLive(event_id)
-        lease.stopped_at = timezone.now()
+        lease.stopped_at = clock.now(account)
         lease.save(update_fields=["stopped_at"])
         return lease
 
 
-def device_licenses(*, account: Account, now: datetime.datetime | None = None) -> list[dict]:
+def device_licenses(*, account: Account) -> list[dict]:
     """The active licenses a device may start events on, with what they run and whether they are free."""
-    today = (now or timezone.now()).date()
+    today = clock.today(account)
     busy = dict(EventLease.objects.filter(account=account, stopped_at__isnull=True)
                 .values_list("license_id", "event_id"))
     return [

@@ -2,12 +2,12 @@
 
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.decorators import account_required
 from licenses.models import Feature, License
 from licenses.services import LicenseActionRefused, license_cancel, license_undo_cancel, tier_cards
+from pictor_billing import clock
 from pictor_billing.htmx import render_htmx
 
 
@@ -15,8 +15,17 @@ from pictor_billing.htmx import render_htmx
 @account_required
 def license_list(request):
     """The account's licenses, newest first."""
-    licenses = License.objects.filter(account=request.account)
+    licenses = _shown(request, License.objects.filter(account=request.account))
     return render_htmx(request, "licenses/list.html", {"licenses": licenses, "tab": "licenses"}, partial="table")
+
+
+def _shown(request, licenses) -> list[License]:
+    """The licenses with what the tab shows of each on the account's today: ended, and its status."""
+    today = clock.today(request.account)
+    licenses = list(licenses)
+    for license in licenses:
+        license.ended, license.status_shown = license.has_ended_on(today), license.status_label(today)
+    return licenses
 
 
 @require_POST
@@ -50,9 +59,10 @@ def license_undo_cancel_view(request, pk):
 
 def _to_list_or_row(request, license, status=200):
     if request.htmx and request.htmx.target == f"license-{license.pk}":
-        return render_htmx(request, "licenses/list.html", {"license": license}, partial="row", status=status)
+        return render_htmx(request, "licenses/list.html", {"license": _shown(request, [license])[0]}, partial="row",
+                           status=status)
     if status != 200:  # a refusal: show it on the page, with its 4xx
-        licenses = License.objects.filter(account=request.account)
+        licenses = _shown(request, License.objects.filter(account=request.account))
         return render_htmx(request, "licenses/list.html", {"licenses": licenses, "tab": "licenses"}, status=status)
     return redirect("licenses:list")
 
@@ -62,4 +72,4 @@ def _to_list_or_row(request, license, status=200):
 def feature_list(request):
     """The full feature list, per tier."""
     return render_htmx(request, "licenses/features.html", {
-        "features": Feature.objects.all(), "tiers": tier_cards(timezone.now().date()), "tab": "licenses"})
+        "features": Feature.objects.all(), "tiers": tier_cards(clock.today(request.account)), "tab": "licenses"})

@@ -26,11 +26,14 @@ class CardForm(forms.Form):
     cvc = forms.CharField(label="Security code (CVC)", max_length=4, min_length=3, widget=forms.PasswordInput(
         attrs={"autocomplete": "cc-csc", "inputmode": "numeric"}))
 
+    def __init__(self, *args, today: datetime.date, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.today = today  # the account's clock
+
     def clean(self):
         data = super().clean()
         month, year = data.get("exp_month"), data.get("exp_year")
-        today = datetime.date.today()
-        if month and year and (year, month) < (today.year, today.month):
+        if month and year and (year, month) < (self.today.year, self.today.month):
             self.add_error("exp_month", "That card has expired.")
         return data
 

@@ -48,7 +48,8 @@ class ChargeResult:
 class CardGateway(Protocol):
     name: str
 
-    def save_card(self, *, number: str, exp_month: int, exp_year: int, cvc: str) -> SavedCard: ...
+    def save_card(self, *, number: str, exp_month: int, exp_year: int, cvc: str,
+                  today: datetime.date) -> SavedCard: ...
 
     def charge(self, *, card_ref: str, amount_cents: int, idempotency_key: str, description: str) -> ChargeResult: ...
 
@@ -89,11 +90,11 @@ class SandboxGateway:
         "4000000000009995": ("insufficient_funds", "Your card has insufficient funds."),
     }
 
-    def save_card(self, *, number: str, exp_month: int, exp_year: int, cvc: str) -> SavedCard:
+    def save_card(self, *, number: str, exp_month: int, exp_year: int, cvc: str,
+                  today: datetime.date) -> SavedCard:
         number = "".join(number.split()).replace("-", "")
         if not (number.isascii() and number.isdigit()) or not 13 <= len(number) <= 19 or not luhn_ok(number):
             raise CardError("That card number is not valid.", field="number")
-        today = datetime.date.today()
         if not 1 <= exp_month <= 12 or (exp_year, exp_month) < (today.year, today.month):
             raise CardError("That card has expired.", field="exp_month")
         if not (cvc.isascii() and cvc.isdigit()) or len(cvc) not in (3, 4):

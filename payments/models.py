@@ -6,6 +6,7 @@ from decimal import Decimal
 from django.db import models
 from django.db.models import Sum
 
+from pictor_billing import clock
 from pictor_billing.money import ZERO
 
 
@@ -20,7 +21,7 @@ class Card(models.Model):
     exp_month = models.PositiveSmallIntegerField()
     exp_year = models.PositiveSmallIntegerField()
     is_default = models.BooleanField(default=False)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(default=clock.now)
 
     class Meta:
         ordering = ["-is_default", "-created_at"]
@@ -55,7 +56,7 @@ class Charge(models.Model):
     gateway_ref = models.CharField(max_length=255)
     idempotency_key = models.CharField(max_length=200, unique=True)
     description = models.CharField(max_length=200)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(default=clock.now)
 
     class Meta:
         ordering = ["-created_at"]
@@ -85,7 +86,7 @@ class CreditEntry(models.Model):
     invoice = models.ForeignKey("invoices.Invoice", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     note = models.CharField(max_length=200, blank=True)
     created_by = models.ForeignKey("accounts.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(default=clock.now)
 
     objects = CreditEntryQuerySet.as_manager()
 

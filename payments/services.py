@@ -5,12 +5,12 @@ import uuid
 from decimal import Decimal
 
 from django.db import transaction
-from django.utils import timezone
 
 from accounts.models import Account
 from accounts.services import account_lock
 from payments.gateway import get_gateway
 from payments.models import Card, Charge, CreditEntry
+from pictor_billing import clock
 from pictor_billing.money import ZERO, to_minor_units
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,8 @@ def default_card(account: Account) -> Card | None:
 @transaction.atomic
 def card_add(*, account: Account, number: str, exp_month: int, exp_year: int, cvc: str) -> Card:
     """Save a card through the gateway; the account's first card becomes its default."""
-    saved = get_gateway().save_card(number=number, exp_month=exp_month, exp_year=exp_year, cvc=cvc)
+    saved = get_gateway().save_card(number=number, exp_month=exp_month, exp_year=exp_year, cvc=cvc,
+                                    today=clock.today(account))
     account_lock(account)
     has_default = Card.objects.filter(account=account, is_default=True).exists()
     return Card.objects.create(
@@ -89,7 +90,7 @@ def card_charge_default(*, account: Account, amount: Decimal, idempotency_key: s
     card = default_card(account)
     if card is None:
         raise NoDefaultCard("Add a card to pay.")
-    if card.is_expired(timezone.now().date()):
+    if card.is_expired(clock.today(account)):
         # The processor would decline it anyway; say why in our own words.
         raise PaymentDeclined("Your default card has expired. Add a card or make another one the default.")
     if amount <= ZERO:

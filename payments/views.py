@@ -2,7 +2,6 @@
 
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect
-from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -11,12 +10,13 @@ from payments.forms import BillingDetailsForm, CardForm
 from payments.gateway import CardError
 from payments.models import Card
 from payments.services import card_add, card_make_default
+from pictor_billing import clock
 from pictor_billing.htmx import render_htmx
 from pictor_billing.redirects import safe_next_url
 
 
 def _tab_context(request, **extra):
-    today = timezone.now().date()
+    today = clock.today(request.account)
     cards = list(Card.objects.filter(account=request.account))
     for card in cards:
         card.flag = "expired" if card.is_expired(today) else "soon" if card.expires_soon(today) else ""
@@ -35,7 +35,7 @@ def payment_tab(request):
 @account_required
 def card_add_view(request):
     """Add a card (the sandbox form); the first card becomes the default."""
-    form = CardForm(request.POST or None)
+    form = CardForm(request.POST or None, today=clock.today(request.account))
     next_url = safe_next_url(request)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data

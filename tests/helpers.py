@@ -6,8 +6,10 @@ would send (the csrftoken cookie echoed in the X-CSRFToken header, as base.html'
 
 import re
 import uuid
+from contextlib import contextmanager
 from decimal import Decimal
 
+from accounts.models import Account
 from billing.purchase import license_purchase
 from invoices.models import Invoice, InvoiceSequence
 from licenses.models import CouponRedemption, License, Purchase
@@ -81,10 +83,32 @@ def token_balance_shown(client, url="/billing/licenses/") -> int:
     return int(match.group(1))
 
 
+def clock_set(account, moment) -> None:
+    """Stand the account's clock at `moment` (None: real time again), as a test clock would."""
+    Account.objects.filter(pk=account.pk).update(clock_frozen_at=moment)
+    account.clock_frozen_at = moment
+
+
+@contextmanager
+def clock_at(account, moment):
+    """The account's clock stands at `moment` inside the block (nothing changes with None)."""
+    if moment is None:
+        yield
+        return
+    before = account.clock_frozen_at
+    clock_set(account, moment)
+    try:
+        yield
+    finally:
+        clock_set(account, before)
+
+
 def buy_directly(account, user=None, *, now=None, **choices):
-    """A completed purchase through the service (the way a finished form post makes one)."""
+    """A completed purchase through the service (the way a finished form post makes one), at `now`
+    on the account's clock when given."""
     choices = {"tier": "pro", "period": "monthly", "quantity": 1, **choices}
-    purchase, created = license_purchase(account=account, user=user, token=uuid.uuid4().hex, now=now, **choices)
+    with clock_at(account, now):
+        purchase, created = license_purchase(account=account, user=user, token=uuid.uuid4().hex, **choices)
     assert created
     return purchase
 

@@ -8,8 +8,8 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 
+from pictor_billing import clock
 from pictor_billing.admin import ReadOnlyAdmin
 from tokens.forms import OutputRateForm, TokenAdjustForm
 from tokens.models import OutputRate, TokenEntry, TokenPackage, TokenSettings, TopUp
@@ -34,18 +34,18 @@ class OutputRateAdmin(admin.ModelAdmin):
 
     @admin.display(boolean=True, description="started")
     def in_force_since(self, rate):
-        return rate.effective_from <= timezone.now()
+        return rate.effective_from <= clock.now()
 
     def get_changeform_initial_data(self, request):
-        return {"effective_from": timezone.now(), **super().get_changeform_initial_data(request)}
+        return {"effective_from": clock.now(), **super().get_changeform_initial_data(request)}
 
     def has_change_permission(self, request, obj=None):
-        if obj is not None and obj.effective_from <= timezone.now():
+        if obj is not None and obj.effective_from <= clock.now():
             return False  # already applied to usage: add a new rate instead
         return super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request, obj=None):
-        if obj is not None and obj.effective_from <= timezone.now():
+        if obj is not None and obj.effective_from <= clock.now():
             return False
         return super().has_delete_permission(request, obj)
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from django.db.models import Sum
 from django.db.models.functions import TruncDate
-from django.utils import timezone
 
+from pictor_billing import clock
 from tokens.models import OUTPUT_TYPES, TokenEntry
 
 DAYS = 30
@@ -130,7 +130,7 @@ def _tenths(tenths: int) -> str:
 
 def usage_by_day(account, first_day: datetime.date, last_day: datetime.date) -> dict[tuple[datetime.date, str], int]:
     """Tokens used per (day, output type) between the two dates, inclusive: one GROUP BY query."""
-    tz = timezone.get_current_timezone()
+    tz = datetime.UTC  # billing dates are UTC dates
     start = datetime.datetime.combine(first_day, datetime.time.min, tzinfo=tz)
     end = datetime.datetime.combine(last_day + datetime.timedelta(days=1), datetime.time.min, tzinfo=tz)
     rows = (TokenEntry.objects.filter(account=account, kind=TokenEntry.USAGE, created_at__gte=start,
@@ -152,8 +152,8 @@ def nice_ceiling(value: int, steps: int = 4) -> int:
 
 
 def usage_chart(account, today: datetime.date | None = None) -> UsageChart:
-    """The chart of the 30 days ending today (in the site's time zone)."""
-    today = today or timezone.localdate()
+    """The chart of the 30 days ending today (the account's clock, UTC dates)."""
+    today = today or clock.today(account)
     first_day = today - datetime.timedelta(days=DAYS - 1)
     used = usage_by_day(account, first_day, today)
     types = [t for t in ORDER if any(kind == t for _, kind in used)]

@@ -6,9 +6,9 @@ Prices never come from a form: the estimator's mix and every price are computed 
 import datetime
 
 from django import forms
-from django.utils import timezone
 
 from accounts.models import Account
+from pictor_billing import clock
 from tokens.models import OUTPUT_TYPES, OutputRate, TokenEntry, TokenPackage
 
 
@@ -134,7 +134,7 @@ class OutputRateForm(forms.ModelForm):
 
     def clean_effective_from(self):
         value = self.cleaned_data["effective_from"]
-        now = timezone.now()
+        now = clock.now()
         if value < now - self.GRACE:
             raise forms.ValidationError("A rate applies to later usage only: choose a moment from now on.")
         return max(value, now)

@@ -7,6 +7,8 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Sum
 
+from pictor_billing import clock
+
 
 class TokenPackage(models.Model):
     """A top-up package (admin-editable); its price goes through the pricing service."""
@@ -77,7 +79,7 @@ class TokenEntry(models.Model):
     event_id = models.CharField(max_length=100, blank=True)
     note = models.CharField(max_length=200, blank=True)
     created_by = models.ForeignKey("accounts.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(default=clock.now)
 
     objects = TokenEntryQuerySet.as_manager()
 
@@ -105,7 +107,7 @@ class TopUp(models.Model):
     tokens = models.PositiveIntegerField()
     token = models.CharField(max_length=64, unique=True)
     invoice = models.OneToOneField("invoices.Invoice", on_delete=models.PROTECT, related_name="top_up")
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(default=clock.now)
 
     def __str__(self) -> str:
         return f"{self.tokens:,} tokens for {self.account}"
@@ -118,7 +120,7 @@ class UsageRequest(models.Model):
     idempotency_key = models.CharField(max_length=100)
     body_hash = models.CharField(max_length=64)
     response = models.JSONField()
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(default=clock.now)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "idempotency_key"], name="one_usage_per_key")]

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.utils import timezone
 
 from accounts.models import Account
 from accounts.services import account_lock
 from payments.services import NoDefaultCard, credit_balance, default_card
-from pictor_billing import pricing
+from pictor_billing import clock, pricing
 from tokens.models import OUTPUT_TYPES, OutputRate, TokenEntry, TokenPackage, TokenSettings
 
 SIGNUP_GRANT_TOKENS = 50
@@ -44,11 +43,12 @@ def ledger_add(*, account: Account, kind: str, amount: int, **fields) -> TokenEn
     """Append one entry; call inside a transaction holding the account lock.
 
     Raises InsufficientTokens rather than let the balance go below zero (a
-    database check constraint refuses it too).
+    database check constraint refuses it too). The entry is dated by the account's clock.
     """
     balance = token_balance(account) + amount
     if balance < 0:
         raise InsufficientTokens(needed=-amount, balance=balance - amount)
+    fields.setdefault("created_at", clock.now(account))
     return TokenEntry.objects.create(account=account, kind=kind, amount=amount, balance_after=balance, **fields)
 
 
@@ -154,7 +154,7 @@ def token_settings_update(
         card = default_card(account)
         if card is None:
             raise NoDefaultCard("Add a card before switching on auto top-up: it is charged to your default card.")
-        if card.is_expired(timezone.now().date()):
+        if card.is_expired(clock.today(account)):
             raise NoDefaultCard("Your default card has expired. Add a card or make another one the default "
                                 "before switching on auto top-up.")
     prefs = token_settings(account)
@@ -197,10 +197,9 @@ class EventEstimate:
         return max(0, self.balance - self.tokens_needed)
 
 
-def event_estimate(*, account: Account, guests: int, outputs_per_guest: dict[str, int],
-                   now: datetime.datetime | None = None) -> EventEstimate:
+def event_estimate(*, account: Account, guests: int, outputs_per_guest: dict[str, int]) -> EventEstimate:
     """Estimate an event at today's rates; the estimator shows it and its top-up buys `mix`."""
-    rates = rates_in_force(now or timezone.now())
+    rates = rates_in_force(clock.now(account))
     lines = tuple(
         EstimateLine(output_type, label, rates[output_type], guests * outputs_per_guest.get(output_type, 0),
                      rates[output_type] * guests * outputs_per_guest.get(output_type, 0))

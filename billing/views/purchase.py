@@ -4,7 +4,6 @@ from django.contrib import messages
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
@@ -14,7 +13,7 @@ from billing.purchase import license_purchase
 from licenses.forms import ALLOWED_FIELDS, PurchaseForm
 from licenses.services import purchase_quote, tier_cards
 from payments.services import NoDefaultCard, PaymentDeclined, default_card
-from pictor_billing import pricing
+from pictor_billing import clock, pricing
 from pictor_billing.form_tokens import (
     form_token_new,
     form_token_nonce,
@@ -28,7 +27,7 @@ NOT_ON_SALE = "This license is not on sale right now. Choose another tier or per
 
 
 def _modal_context(request, form, quote=None, error=""):
-    today = timezone.now().date()
+    today = clock.today(request.account)
     return {
         "form": form, "quote": quote, "error": error, "tab": "licenses",
         "tiers": tier_cards(today),

@@ -27,6 +27,7 @@ from payments.models import Charge  # noqa: E402  (after the skip: keeps the rea
 from tests.concurrency.test_races import race  # noqa: E402
 from tests.conftest import DECLINED, add_card  # noqa: E402
 from tests.factories import UserFactory  # noqa: E402
+from tests.helpers import clock_set  # noqa: E402
 from tokens.models import TokenEntry, TokenSettings, TopUp  # noqa: E402
 from tokens.services import token_balance, tokens_adjust, tokens_grant_signup  # noqa: E402
 
@@ -47,6 +48,7 @@ def account_at_100_tokens(packages, card=None):
     TokenSettings.objects.update_or_create(account=account, defaults={
         "auto_top_up": True, "auto_top_up_threshold": 50, "auto_top_up_package": packages[0],
         "auto_top_up_monthly_limit": 5})
+    clock_set(account, NOW)
     return account
 
 
@@ -54,7 +56,7 @@ def debit(account, tokens):
     """A zero-argument callable: one AI-image usage request of `tokens` images, for `race`."""
     key = uuid.uuid4().hex
     return lambda: tokens_spend(account=account, output_type="ai_image", quantity=tokens, event_id="gala",
-                                idempotency_key=key, now=NOW)
+                                idempotency_key=key)
 
 
 def assert_running_balances_hold(account):

@@ -44,6 +44,7 @@ from payments.services import credit_balance  # noqa: E402
 from pictor_billing.form_tokens import form_token_new  # noqa: E402
 from tests.conftest import add_card  # noqa: E402
 from tests.factories import CouponFactory, UserFactory  # noqa: E402
+from tests.helpers import clock_set  # noqa: E402
 from tokens.models import TokenEntry, TopUp  # noqa: E402
 from tokens.services import token_balance  # noqa: E402
 
@@ -98,6 +99,7 @@ def buyer():
     """A user whose account has a default card (the sandbox's 4242 test number)."""
     user = UserFactory()
     add_card(user.account)
+    clock_set(user.account, NOW)
     return user
 
 
@@ -105,7 +107,7 @@ def buy(user, *, token=None, tier="pro", period="annual", quantity=1, coupon="")
     """A zero-argument callable completing one purchase, for `race`."""
     token = token or new_token()
     return lambda: license_purchase(account=user.account, user=user, token=token, tier=tier, period=period,
-                                    quantity=quantity, coupon_code=coupon, now=NOW)
+                                    quantity=quantity, coupon_code=coupon)
 
 
 def assert_invoice_numbers_gap_free(expected_count: int) -> None:
@@ -166,7 +168,7 @@ def test_ten_accounts_race_for_the_last_coupon_redemption_exactly_one_gets_it(pr
     # What a loser now sees in the Order Summary: the coupon is used up, the order still works.
     loser_account = losers[0].account
     quote, _ = purchase_quote(account=loser_account, tier="pro", period="annual", quantity=1,
-                              coupon_code="LASTONE", now=NOW)
+                              coupon_code="LASTONE")
     assert (quote.coupon_applied, quote.coupon_discount) == (False, D("0.00"))
     assert quote.coupon_message == "LASTONE has been fully redeemed"
     client = Client()
@@ -241,7 +243,7 @@ def test_concurrent_purchases_on_one_account_number_invoices_and_credit_adjustme
     assert all(created for _, created in results)
     account = alice.account
     licenses = License.objects.filter(account=account)
-    assert licenses.active().count() == 10
+    assert licenses.active(NOW.date()).count() == 10
     assert set(licenses.values_list("discount_rate", flat=True)) == {D("0.15")}
     assert_invoice_numbers_gap_free(1 + 6)
 
@@ -286,12 +288,13 @@ def test_concurrent_top_ups_with_distinct_tokens_all_land_once(packages):
     user = account_signup(company_name="Token Race Ltd", email="tokens@example.com", password="x" * 20)
     account = user.account
     add_card(account)
+    clock_set(account, NOW)
     assert token_balance(account) == 50  # the signup grant
 
     chosen = packages * 2  # Starter, Standard, Large, Event Pro, twice: 8 top-ups at once
     tokens = [new_token() for _ in chosen]
     results = race(*(lambda package=package, token=token: tokens_top_up(account=account, package=package,
-                                                                         token=token, now=NOW)
+                                                                         token=token)
                      for package, token in zip(chosen, tokens, strict=True)))
 
     assert all(created for _, created in results)

@@ -7,13 +7,15 @@ import pytest
 from django.utils import timezone
 
 from billing.usage import tokens_spend
+from tests.helpers import clock_at
 from tokens.models import TokenEntry
 
 
 def spend(account, output_type="ai_image", quantity=1, *, event_id="booth-1", now=None):
     """One usage request through tokens_spend, as the device API makes it; its answer."""
-    result = tokens_spend(account=account, output_type=output_type, quantity=quantity, event_id=event_id,
-                          idempotency_key=uuid.uuid4().hex, now=now)
+    with clock_at(account, now):
+        result = tokens_spend(account=account, output_type=output_type, quantity=quantity, event_id=event_id,
+                              idempotency_key=uuid.uuid4().hex)
     return result
 
 

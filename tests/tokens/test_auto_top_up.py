@@ -11,7 +11,7 @@ from billing.usage import tokens_spend
 from invoices.models import Invoice
 from payments.models import Charge
 from tests.conftest import DECLINED, add_card, logged_in
-from tests.helpers import text
+from tests.helpers import clock_at, text
 from tests.tokens.conftest import spend
 from tokens.models import TokenEntry, TokenPackage, TokenSettings, TopUp
 from tokens.services import InsufficientTokens, token_balance, tokens_adjust, tokens_grant_signup
@@ -105,8 +105,9 @@ class TestAutoTopUp:
     def test_a_debit_larger_than_balance_and_package_together_is_402_but_keeps_the_top_up(self, account,
                                                                                            alice_card):
         with pytest.raises(InsufficientTokens):  # needs 200; 50 + 100 is not enough
-            tokens_spend(account=account, output_type="ai_video", quantity=20, event_id="gala",
-                         idempotency_key="too-big", now=NOW)
+            with clock_at(account, NOW):
+                tokens_spend(account=account, output_type="ai_video", quantity=20, event_id="gala",
+                             idempotency_key="too-big")
         assert auto_top_ups(account).count() == 1
         assert token_balance(account) == 150
         assert not TokenEntry.objects.filter(kind=TokenEntry.USAGE).exists()

@@ -5,13 +5,13 @@ from decimal import Decimal
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
-from django.utils import timezone
 
 from accounts.models import Account, User
 from billing.signup import account_signup
 from licenses.models import Coupon, Feature, PriceListEntry
 from payments.models import Card
 from payments.services import card_add
+from pictor_billing import clock
 from tokens.models import TokenPackage
 
 DEMO_EMAIL = "demo@pictor.example"
@@ -51,7 +51,7 @@ class Command(BaseCommand):
         for position, (name, tokens, price) in enumerate(PACKAGES):
             TokenPackage.objects.get_or_create(name=name, defaults={"tokens": tokens, "price": Decimal(price),
                                                                     "position": position})
-        now = timezone.now()
+        now = clock.now()
         Coupon.objects.get_or_create(code="WELCOME10", defaults={"kind": Coupon.PERCENT, "value": Decimal("10"),
                                                                  "combines_with_volume": True})
         Coupon.objects.get_or_create(code="FLAT50", defaults={"kind": Coupon.FIXED, "value": Decimal("50"),
