@@ -1,10 +1,10 @@
 """Device API for usage: spend tokens on outputs (POST /api/v1/usage), auto top-up included."""
 
 from accounts.api_keys import api_key_required
-from billing.usage import IdempotencyKeyReused, tokens_spend
+from billing.usage import usage_record
 from pictor_billing.api import ApiError, api_view, choice_field, integer_field, json_object, json_response, string_field
 from tokens.models import OUTPUT_TYPES
-from tokens.services import InsufficientTokens
+from tokens.services import IdempotencyKeyReused, InsufficientTokens
 
 OUTPUT_TYPE_NAMES = tuple(name for name, _ in OUTPUT_TYPES)
 MAX_QUANTITY = 10_000
@@ -17,7 +17,7 @@ def usage_create(request):
     """Debit rate × quantity tokens, once per idempotency key (201; 402 when the balance is short)."""
     body = json_object(request, fields=USAGE_FIELDS)
     try:
-        recorded = tokens_spend(
+        recorded = usage_record(
             account=request.account,
             output_type=choice_field(body, "output_type", OUTPUT_TYPE_NAMES),
             quantity=integer_field(body, "quantity", minimum=1, maximum=MAX_QUANTITY),

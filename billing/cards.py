@@ -11,12 +11,13 @@ from pictor_billing import clock
 
 
 @transaction.atomic
-def card_remove(*, account: Account, card: Card) -> None:
-    """Remove a card; the default one only when no license is active (the newest other card takes over).
+def card_remove(*, account: Account, card: Card) -> Card | None:
+    """Remove a card; the default one only when no license is active (the newest other card takes over,
+    and is returned). CardGone when it was removed already.
 
     The licenses are counted under the account lock, so a purchase landing at the same moment
     cannot leave active licenses without a default card.
     """
     account = account_lock(account)
     licenses_active = License.objects.filter(account=account).active(clock.today(account)).exists()
-    payments_card_remove(account=account, card=card, default_required=licenses_active)
+    return payments_card_remove(account=account, card=card, default_required=licenses_active)

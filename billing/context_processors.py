@@ -1,8 +1,8 @@
 """The Billing header on every page: token balance (flagged when low), Top Up, and the banners
-(past due, no card, auto top-up switched off by a decline)."""
-
+(past due, no card, auto top-up switched off by a decline, a payment to confirm or being confirmed)."""
 
 from licenses.models import License
+from payments.models import PaymentAttempt
 from payments.services import default_card
 from pictor_billing import clock
 from tokens.models import TokenSettings
@@ -67,3 +67,14 @@ class BillingHeader:
         """No default card, or the default card has expired."""
         card = self.default_card
         return card is None or card.is_expired(clock.today(self.account))
+
+    @property
+    def payment_to_confirm(self) -> PaymentAttempt | None:
+        """An on-session payment waiting for the cardholder's authentication (3-D Secure)."""
+        return (PaymentAttempt.objects.filter(account=self.account, status=PaymentAttempt.REQUIRES_ACTION,
+                                              off_session=False).order_by("-created_at").first())
+
+    @property
+    def payment_being_confirmed(self) -> PaymentAttempt | None:
+        """A payment the processor has not answered for: the owner sees it is being confirmed."""
+        return PaymentAttempt.objects.filter(account=self.account, status=PaymentAttempt.UNKNOWN).first()

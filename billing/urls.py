@@ -6,7 +6,7 @@ while the views live here, above the apps they tie together.
 
 from django.urls import path
 
-from billing.views import cards, estimate, purchase, signup, top_up
+from billing.views import cards, estimate, paying, purchase, signup, top_up
 
 app_name = "billing"
 urlpatterns = [
@@ -14,6 +14,8 @@ urlpatterns = [
     path("billing/licenses/add/", purchase.license_add, name="license_add"),
     path("billing/licenses/summary/", purchase.purchase_summary, name="purchase_summary"),
     path("billing/tokens/top-up/", top_up.top_up, name="top_up"),
+    path("billing/tokens/top-up/summary/", top_up.top_up_summary, name="top_up_summary"),
+    path("billing/payments/<int:pk>/confirm/", paying.payment_confirm, name="payment_confirm"),
     path("billing/tokens/estimate/", estimate.estimate, name="estimate"),
     path("billing/tokens/estimate/result/", estimate.estimate_result, name="estimate_result"),
     path("billing/payment/cards/<int:pk>/remove/", cards.card_remove_view, name="card_remove"),

@@ -1,12 +1,13 @@
 """Admin for invoices: read-only, with a link to each PDF."""
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from invoices.models import Invoice, InvoiceLine
+from invoices.models import Invoice, InvoiceLine, InvoiceStatusChange
 from invoices.pdf import invoice_pdf
 from pictor_billing.admin import ReadOnlyAdmin
 
@@ -25,14 +26,30 @@ class InvoiceLineInline(admin.TabularInline):
         return False
 
 
+class StatusChangeInline(admin.TabularInline):
+    """The invoice's status history: every move, when, why, and the payment attempt behind it."""
+
+    model = InvoiceStatusChange
+    fields = ["changed_at", "from_status", "to_status", "reason", "attempt_id", "changed_by"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Invoice)
 class InvoiceAdmin(ReadOnlyAdmin):
-    list_display = ["number", "issued_on", "buyer_name", "description", "total", "status", "pdf_link"]
+    list_display = ["number", "kind", "issued_on", "buyer_name", "description", "total", "status", "pdf_link"]
     list_filter = ["status", "kind", "year"]
     search_fields = ["number", "buyer_name", "account__name"]
     date_hierarchy = "issued_on"
     readonly_fields = ["pdf_link"]
-    inlines = [InvoiceLineInline]
+    inlines = [InvoiceLineInline, StatusChangeInline]
 
     @admin.display(description="PDF")
     def pdf_link(self, invoice):
@@ -45,8 +62,6 @@ class InvoiceAdmin(ReadOnlyAdmin):
 
     def pdf_view(self, request, pk):
         if not self.has_view_permission(request):
-            from django.core.exceptions import PermissionDenied
-
             raise PermissionDenied
         invoice = get_object_or_404(Invoice, pk=pk)
         response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")

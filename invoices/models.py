@@ -1,4 +1,6 @@
-"""Invoices: numbered gap-free per year, stored with their lines and totals, never changed once issued."""
+"""Invoices and credit notes: numbered gap-free per year, stored with their lines and totals, never changed
+once issued; only the payment status moves, through `invoices.services.invoice_status_set`, which records
+every change."""
 
 from django.db import models
 
@@ -12,10 +14,14 @@ class ImmutableError(Exception):
 class ImmutableQuerySet(models.QuerySet):
     # Bulk paths skip save() and delete(), so they are closed too.
     def update(self, **kwargs):
-        raise ImmutableError("issued invoices never change; issue a credit invoice instead")
+        raise ImmutableError("issued invoices never change; issue a credit note instead")
 
     def delete(self):
         raise ImmutableError("issued invoices are never deleted")
+
+    def _status_move(self, *, from_status: str, to_status: str) -> int:
+        """Move the payment status, and nothing else; for invoices.services.invoice_status_set only."""
+        return models.QuerySet.update(self.filter(status=from_status), status=to_status)
 
 
 class InvoiceSequence(models.Model):
@@ -29,19 +35,23 @@ class InvoiceSequence(models.Model):
 
 
 class Invoice(models.Model):
-    """An issued invoice. Amounts are USD; `total` is charged (positive) or credited (negative)."""
+    """An issued invoice or credit note. Amounts are USD; `total` is charged (positive) or credited (negative).
+
+    A credit note (kind CREDIT_NOTE) takes a number from the same sequence, in the year it is
+    issued, has a negative total and names the invoice it corrects in `refers_to`.
+    """
 
     PAID, OPEN, FAILED, CREDITED, VOID = "paid", "open", "failed", "credited", "void"
     STATUS_CHOICES = [(PAID, "Paid"), (OPEN, "Open"), (FAILED, "Failed"), (CREDITED, "Credited"), (VOID, "Void")]
-    PURCHASE, RENEWAL, TOP_UP, CREDIT = "purchase", "renewal", "top_up", "credit"
+    PURCHASE, RENEWAL, TOP_UP, CREDIT_NOTE = "purchase", "renewal", "top_up", "credit_note"
     KIND_CHOICES = [(PURCHASE, "License purchase"), (RENEWAL, "Renewal"), (TOP_UP, "Token top-up"),
-                    (CREDIT, "Credit")]
+                    (CREDIT_NOTE, "Credit note")]
 
     account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="invoices")
     number = models.CharField(max_length=20, unique=True)
     year = models.PositiveSmallIntegerField()
     sequence = models.PositiveIntegerField()
-    kind = models.CharField(max_length=10, choices=KIND_CHOICES)
+    kind = models.CharField(max_length=20, choices=KIND_CHOICES)
     issued_on = models.DateField()
     description = models.CharField(max_length=200)
     status = models.CharField(max_length=10, choices=STATUS_CHOICES)
@@ -50,9 +60,8 @@ class Invoice(models.Model):
     credit_applied = models.DecimalField(max_digits=12, decimal_places=2)
     total = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3, default="USD")
-    charge = models.OneToOneField("payments.Charge", on_delete=models.PROTECT, null=True, blank=True,
-                                  related_name="invoice")
-    refers_to = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    refers_to = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True,
+                                  related_name="credit_notes", help_text="The invoice a credit note corrects.")
     # Copied when issued, so later edits to the account or settings never alter it.
     buyer_name = models.CharField(max_length=200)
     buyer_address = models.TextField(blank=True)
@@ -85,6 +94,15 @@ class Invoice(models.Model):
     def filename(self) -> str:
         return f"{self.number}.pdf"
 
+    @property
+    def is_credit_note(self) -> bool:
+        return self.kind == self.CREDIT_NOTE
+
+    @property
+    def title(self) -> str:
+        """What the document calls itself: "Invoice" or "Credit note"."""
+        return "Credit note" if self.is_credit_note else "Invoice"
+
 
 class InvoiceLine(models.Model):
     """One line: amount is signed (discounts and credits negative)."""
@@ -112,3 +130,34 @@ class InvoiceLine(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ImmutableError("issued invoice lines are never deleted")
+
+
+class InvoiceStatusChange(models.Model):
+    """One move of an invoice's payment status: from, to, when, why, and the payment attempt behind it.
+
+    The attempt is named by its id only: invoices sit below payments, which know the invoices
+    they pay (STYLE.md, Layers).
+    """
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="status_changes")
+    from_status = models.CharField(max_length=10, blank=True, help_text="Empty for the issue itself.")
+    to_status = models.CharField(max_length=10, choices=Invoice.STATUS_CHOICES)
+    changed_at = models.DateTimeField(default=clock.now)
+    reason = models.CharField(max_length=200)
+    attempt_id = models.BigIntegerField(null=True, blank=True, help_text="The payment attempt, if one moved it.")
+    changed_by = models.ForeignKey("accounts.User", on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+")
+
+    class Meta:
+        ordering = ["changed_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.invoice_id}: {self.from_status or 'issued'} → {self.to_status}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ImmutableError("status history is never rewritten")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ImmutableError("status history is never deleted")

@@ -7,7 +7,7 @@ from pictor_billing import pricing
 from .models import PERIOD_CHOICES, TIER_CHOICES
 
 # Anything else posted (a price, a total, a discount) is refused, never read.
-ALLOWED_FIELDS = {"csrfmiddlewaretoken", "period", "tier", "quantity", "coupon", "token", "preview"}
+ALLOWED_FIELDS = {"csrfmiddlewaretoken", "period", "tier", "quantity", "coupon", "token", "preview", "quote"}
 COUPON_MAX_LENGTH = 40
 
 

@@ -1,28 +1,32 @@
-"""The card gateway interface, and the built-in sandbox processor.
+"""The card gateway interface: what Pictor asks of a card processor, and the answers it understands.
 
-Callers use `get_gateway()` and the two calls below; a Stripe gateway
-(`payments/stripe.py`, the only module that will import stripe) plugs in
-behind the same interface. The sandbox needs no network: it accepts the usual
-test numbers and keeps only brand, last four and expiry, like Stripe would.
+Callers use `payments.services.get_gateway()`. The built-in sandbox (`payments/sandbox.py`) implements it with no
+network; a Stripe gateway (`payments/stripe.py`, the only module that will import stripe) plugs in
+behind the same calls. Every call that moves money takes an idempotency key: the processor answers
+a repeated key with its first answer, so a retry can never move money twice. A call that gets no
+answer raises ProcessorUnavailable: the outcome is then unknown, never guessed.
 """
 
 import datetime
-import hashlib
-import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
+# Payment statuses a processor reports; the same words as PaymentAttempt's.
+AUTHORIZED, SUCCEEDED, REQUIRES_ACTION = "authorized", "succeeded", "requires_action"
+FAILED, CANCELLED, REFUNDED = "failed", "cancelled", "refunded"
 
 
 class CardError(Exception):
-    """The card was refused when saved (bad number, expired, …); `message` is safe to show."""
+    """The card was refused when saved (bad number, expired, declined…); `message` is safe to show."""
 
     def __init__(self, message: str, field: str | None = None):
         super().__init__(message)
         self.message = message
         self.field = field
+
+
+class ProcessorUnavailable(Exception):
+    """The processor did not answer (network error, timeout, its own 5xx): the outcome is unknown."""
 
 
 @dataclass(frozen=True)
@@ -37,12 +41,21 @@ class SavedCard:
 
 
 @dataclass(frozen=True)
-class ChargeResult:
-    """The outcome of a charge; `decline_reason` is plain words for the customer."""
+class PaymentOutcome:
+    """The processor's answer about one payment (or one refund).
 
-    succeeded: bool
-    gateway_ref: str = ""
-    decline_reason: str = ""
+    `status` is one of AUTHORIZED (held, not captured), SUCCEEDED (money taken), REQUIRES_ACTION
+    (the cardholder must authenticate in the browser), FAILED, CANCELLED (authorization released)
+    or REFUNDED. `message` is plain words for the customer when it failed.
+    """
+
+    status: str
+    processor_ref: str
+    amount_cents: int
+    amount_refunded_cents: int = 0
+    decline_code: str = ""
+    message: str = ""
+    answer: dict = field(default_factory=dict)
 
 
 class CardGateway(Protocol):
@@ -51,74 +64,22 @@ class CardGateway(Protocol):
     def save_card(self, *, number: str, exp_month: int, exp_year: int, cvc: str,
                   today: datetime.date) -> SavedCard: ...
 
-    def charge(self, *, card_ref: str, amount_cents: int, idempotency_key: str, description: str) -> ChargeResult: ...
+    def authorize(self, *, card_ref: str, amount_cents: int, idempotency_key: str, description: str,
+                  attempt_id: int, off_session: bool) -> PaymentOutcome:
+        """Hold the amount on the card, to capture once the order is recorded (or cancel)."""
 
-    def refund(self, *, charge_ref: str) -> None: ...
+    def charge(self, *, card_ref: str, amount_cents: int, idempotency_key: str, description: str,
+               attempt_id: int, off_session: bool) -> PaymentOutcome:
+        """Take the amount in one step (renewals and retries of an issued invoice)."""
 
+    def capture(self, *, processor_ref: str, idempotency_key: str) -> PaymentOutcome: ...
 
-def luhn_ok(number: str) -> bool:
-    """The Luhn checksum every real card number passes."""
-    total = 0
-    for index, char in enumerate(reversed(number)):
-        digit = int(char)
-        if index % 2:
-            digit = digit * 2 - 9 if digit > 4 else digit * 2
-        total += digit
-    return total % 10 == 0
+    def cancel(self, *, processor_ref: str, idempotency_key: str) -> PaymentOutcome:
+        """Release an authorization: the customer's statement shows nothing."""
 
+    def refund(self, *, processor_ref: str, amount_cents: int, idempotency_key: str,
+               attempt_id: int) -> PaymentOutcome: ...
 
-def card_brand(number: str) -> str:
-    """The brand, from the number's prefix."""
-    if number.startswith("4"):
-        return "Visa"
-    if number[:2] in {"51", "52", "53", "54", "55"} or 2221 <= int(number[:4]) <= 2720:
-        return "Mastercard"
-    if number[:2] in {"34", "37"}:
-        return "Amex"
-    if number.startswith(("6011", "65")):
-        return "Discover"
-    return "Card"
-
-
-class SandboxGateway:
-    """Built-in test processor (SPEC: Payment methods); charges are decided by the card's test number."""
-
-    name = "sandbox"
-    # Test numbers that save fine but fail when charged, as on Stripe.
-    DECLINES = {
-        "4000000000000002": ("declined", "Your card was declined."),
-        "4000000000009995": ("insufficient_funds", "Your card has insufficient funds."),
-    }
-
-    def save_card(self, *, number: str, exp_month: int, exp_year: int, cvc: str,
-                  today: datetime.date) -> SavedCard:
-        number = "".join(number.split()).replace("-", "")
-        if not (number.isascii() and number.isdigit()) or not 13 <= len(number) <= 19 or not luhn_ok(number):
-            raise CardError("That card number is not valid.", field="number")
-        if not 1 <= exp_month <= 12 or (exp_year, exp_month) < (today.year, today.month):
-            raise CardError("That card has expired.", field="exp_month")
-        if not (cvc.isascii() and cvc.isdigit()) or len(cvc) not in (3, 4):
-            raise CardError("The security code must be 3 or 4 digits.", field="cvc")
-        # The reference encodes only how the sandbox should behave, never the number.
-        behaviour = self.DECLINES.get(number, ("ok", ""))[0]
-        return SavedCard(f"sb_card_{behaviour}_{secrets.token_hex(8)}", card_brand(number), number[-4:],
-                         exp_month, exp_year)
-
-    def charge(self, *, card_ref: str, amount_cents: int, idempotency_key: str, description: str) -> ChargeResult:
-        for behaviour, reason in self.DECLINES.values():
-            if card_ref.startswith(f"sb_card_{behaviour}_"):
-                return ChargeResult(False, decline_reason=reason)
-        digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:16]
-        return ChargeResult(True, gateway_ref=f"sb_ch_{digest}")
-
-    def refund(self, *, charge_ref: str) -> None:
-        return None
-
-
-def get_gateway() -> CardGateway:
-    """The gateway chosen by the PAYMENT_GATEWAY setting."""
-    if settings.PAYMENT_GATEWAY == "sandbox":
-        return SandboxGateway()
-    raise ImproperlyConfigured(
-        f"PAYMENT_GATEWAY={settings.PAYMENT_GATEWAY!r} is not available; use 'sandbox' (Stripe comes next)."
-    )
+    def lookup(self, *, processor_ref: str = "", attempt_id: int | None = None) -> PaymentOutcome | None:
+        """The payment as the processor has it, by its id or else by the attempt id it carries; None if
+        it never reached the processor."""

@@ -1,23 +1,39 @@
-"""Cards and charges: adding, choosing and removing cards; charging the default card; credit balance."""
+"""Cards, payment attempts and the credit balance.
+
+Cards: adding (the processor is asked first, outside any transaction), choosing the default,
+removing (the row stays, for the attempts that charged it).
+
+Payment attempts follow SPEC's "Payments to the processor": an attempt is recorded (pending)
+inside the caller's locked transaction, which commits; only then is the processor called, and
+its answer is recorded in a second short transaction. `attempt_send`, `attempt_capture`,
+`attempt_cancel`, `attempt_refresh` and `attempt_refund` make the calls and refuse to run inside a
+transaction, so a slow processor can never hold a lock. Statuses only move forward; an answer
+that arrives late (a reconciliation racing the request that made the call) changes nothing.
+"""
 
 import logging
-import uuid
 from decimal import Decimal
 
-from django.db import transaction
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection, transaction
 
 from accounts.models import Account
 from accounts.services import account_lock
-from payments.gateway import get_gateway
-from payments.models import Card, Charge, CreditEntry
+from invoices.models import Invoice
+from invoices.services import invoice_status_set
+from payments import gateway as gw
+from payments.gateway import CardGateway, PaymentOutcome, ProcessorUnavailable
+from payments.models import Card, CreditEntry, PaymentAttempt
+from payments.sandbox import SandboxGateway
 from pictor_billing import clock
-from pictor_billing.money import ZERO, to_minor_units
+from pictor_billing.money import ZERO, format_usd, to_minor_units
 
 log = logging.getLogger(__name__)
 
 
 class PaymentDeclined(Exception):
-    """The card was declined; `reason` is plain words for the customer."""
+    """The card was declined (or could not be used); `reason` is plain words for the customer."""
 
     def __init__(self, reason: str):
         super().__init__(reason)
@@ -32,87 +48,275 @@ class CardRemovalRefused(Exception):
     """Removing this card would leave active licenses without a default card."""
 
 
+class CardGone(Exception):
+    """The card was removed already (another tab, a double click)."""
+
+
+def get_gateway() -> CardGateway:
+    """The gateway chosen by the PAYMENT_GATEWAY setting."""
+    if settings.PAYMENT_GATEWAY == "sandbox":
+        return SandboxGateway()
+    raise ImproperlyConfigured(
+        f"PAYMENT_GATEWAY={settings.PAYMENT_GATEWAY!r} is not available; use 'sandbox' (Stripe comes next)."
+    )
+
+
+# --- credit balance ---------------------------------------------------------------------------------
+
 def credit_balance(account: Account) -> Decimal:
     """The account's USD credit balance: the sum of its credit ledger."""
     return CreditEntry.objects.filter(account=account).balance()
 
 
+# --- cards ------------------------------------------------------------------------------------------
+
 def default_card(account: Account) -> Card | None:
     return Card.objects.filter(account=account, is_default=True).first()
 
 
-@transaction.atomic
-def card_add(*, account: Account, number: str, exp_month: int, exp_year: int, cvc: str) -> Card:
-    """Save a card through the gateway; the account's first card becomes its default."""
-    saved = get_gateway().save_card(number=number, exp_month=exp_month, exp_year=exp_year, cvc=cvc,
-                                    today=clock.today(account))
-    account_lock(account)
-    has_default = Card.objects.filter(account=account, is_default=True).exists()
-    return Card.objects.create(
-        account=account, gateway=get_gateway().name, gateway_ref=saved.gateway_ref, brand=saved.brand,
-        last4=saved.last4, exp_month=saved.exp_month, exp_year=saved.exp_year, is_default=not has_default,
-    )
-
-
-@transaction.atomic
-def card_make_default(*, account: Account, card: Card) -> None:
-    """Make this card the one every charge uses."""
-    account_lock(account)
-    Card.objects.filter(account=account, is_default=True).exclude(pk=card.pk).update(is_default=False)
-    Card.objects.filter(pk=card.pk, account=account).update(is_default=True)
-
-
-def card_remove(*, account: Account, card: Card, default_required: bool) -> None:
-    """Remove a card, inside the caller's transaction with the account locked.
-
-    With `default_required` (something still renews on the default card) the
-    default card cannot go; otherwise the newest other card takes over as default.
-    """
-    card = Card.objects.get(pk=card.pk, account=account)
-    if card.is_default and default_required:
-        if Card.objects.filter(account=account).exclude(pk=card.pk).exists():
-            raise CardRemovalRefused("Make another card the default before removing this one: "
-                                     "your active licenses renew on the default card.")
-        raise CardRemovalRefused("Add another card and make it the default before removing this one: "
-                                 "your active licenses renew on the default card.")
-    card.delete()
-    if card.is_default:
-        newest = Card.objects.filter(account=account).order_by("-created_at", "-pk").first()
-        if newest is not None:
-            Card.objects.filter(pk=newest.pk).update(is_default=True)
-
-
-def card_charge_default(*, account: Account, amount: Decimal, idempotency_key: str, description: str) -> Charge | None:
-    """Charge the default card; call inside the caller's transaction with the account locked.
-
-    Nothing is charged for $0.00. Raises NoDefaultCard or PaymentDeclined.
-    """
+def chargeable_card(account: Account) -> Card:
+    """The default card, if it can be charged on the account's today; NoDefaultCard or PaymentDeclined."""
     card = default_card(account)
     if card is None:
         raise NoDefaultCard("Add a card to pay.")
     if card.is_expired(clock.today(account)):
         # The processor would decline it anyway; say why in our own words.
         raise PaymentDeclined("Your default card has expired. Add a card or make another one the default.")
-    if amount <= ZERO:
+    return card
+
+
+def card_add(*, account: Account, number: str, exp_month: int, exp_year: int, cvc: str) -> Card:
+    """Save a card through the gateway; the account's first card becomes its default.
+
+    The processor is asked before any transaction starts; only the new row is written under the lock.
+    """
+    processor = get_gateway()
+    saved = processor.save_card(number=number, exp_month=exp_month, exp_year=exp_year, cvc=cvc,
+                                today=clock.today(account))
+    with transaction.atomic():
+        account = account_lock(account)
+        has_default = Card.objects.filter(account=account, is_default=True).exists()
+        return Card.objects.create(
+            account=account, gateway=processor.name, gateway_ref=saved.gateway_ref, brand=saved.brand,
+            last4=saved.last4, exp_month=saved.exp_month, exp_year=saved.exp_year, is_default=not has_default,
+            created_at=clock.now(account),
+        )
+
+
+@transaction.atomic
+def card_make_default(*, account: Account, card: Card) -> Card:
+    """Make this card the one every charge uses; CardGone if it was removed meanwhile."""
+    account_lock(account)
+    # Read again under the lock: a Remove that won the race has taken the card away, and making
+    # it default now would leave the account with no default card at all.
+    card = Card.objects.filter(pk=card.pk, account=account).first()
+    if card is None:
+        raise CardGone("That card has been removed.")
+    Card.objects.filter(account=account, is_default=True).exclude(pk=card.pk).update(is_default=False)
+    Card.objects.filter(pk=card.pk).update(is_default=True)
+    card.is_default = True
+    return card
+
+
+def card_remove(*, account: Account, card: Card, default_required: bool) -> Card | None:
+    """Remove a card, inside the caller's transaction with the account locked; the new default, if any.
+
+    With `default_required` (something still renews on the default card) the default card cannot
+    go; otherwise the newest other card takes over as default. The row stays (removed), for the
+    attempts that charged it. CardGone when it was removed already.
+    """
+    card = Card.objects.filter(pk=card.pk, account=account).first()
+    if card is None:
+        raise CardGone("That card has already been removed.")
+    if card.is_default and default_required:
+        if Card.objects.filter(account=account).exclude(pk=card.pk).exists():
+            raise CardRemovalRefused("Make another card the default before removing this one: "
+                                     "your active licenses renew on the default card.")
+        raise CardRemovalRefused("Add another card and make it the default before removing this one: "
+                                 "your active licenses renew on the default card.")
+    Card.objects.filter(pk=card.pk).update(is_default=False, removed_at=clock.now(account))
+    if not card.is_default:
         return None
-    # One key per attempt: a retry after a refunded attempt must be a new charge,
-    # never a replay of the refunded one (the form token stops double purchases).
-    key = f"{idempotency_key}:{card.pk}:{uuid.uuid4().hex}"
-    result = get_gateway().charge(card_ref=card.gateway_ref, amount_cents=to_minor_units(amount),
-                                  idempotency_key=key, description=description)
-    if not result.succeeded:
-        log.info("charge declined for account %s: %s", account.pk, result.decline_reason)
-        raise PaymentDeclined(result.decline_reason)
-    return Charge.objects.create(account=account, card=card, amount=amount, gateway_ref=result.gateway_ref,
-                                 idempotency_key=key, description=description[:200])
+    newest = Card.objects.filter(account=account).order_by("-created_at", "-pk").first()
+    if newest is not None:
+        Card.objects.filter(pk=newest.pk).update(is_default=True)
+        newest.is_default = True
+    return newest
 
 
-def charge_refund_quietly(charge: Charge | None) -> None:
-    """Give a charge back when the transaction that took it could not commit."""
-    if charge is None:
-        return
+# --- payment attempts -------------------------------------------------------------------------------
+
+# Statuses only move forward: a late answer never undoes a later one.
+_RANK = {PaymentAttempt.PENDING: 0, PaymentAttempt.UNKNOWN: 0, PaymentAttempt.REQUIRES_ACTION: 1,
+         PaymentAttempt.AUTHORIZED: 2, PaymentAttempt.SUCCEEDED: 3, PaymentAttempt.FAILED: 3,
+         PaymentAttempt.CANCELLED: 3, PaymentAttempt.REFUNDED: 4}
+_OUTCOME_STATUS = {gw.AUTHORIZED: PaymentAttempt.AUTHORIZED, gw.SUCCEEDED: PaymentAttempt.SUCCEEDED,
+                   gw.REQUIRES_ACTION: PaymentAttempt.REQUIRES_ACTION, gw.FAILED: PaymentAttempt.FAILED,
+                   gw.CANCELLED: PaymentAttempt.CANCELLED, gw.REFUNDED: PaymentAttempt.REFUNDED}
+
+
+def _refuse_inside_transaction() -> None:
+    """A processor call inside a transaction would hold its locks for the processor's latency."""
+    # The test runner's own per-test transaction is marked as such, and does not count.
+    if any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks):
+        raise RuntimeError("the processor is never called inside a database transaction")
+
+
+def attempt_begin(
+    *, account: Account, card: Card, purpose: str, kind: str, amount: Decimal, key_base: str, description: str,
+    order: dict | None = None, invoice: Invoice | None = None, off_session: bool = False,
+) -> PaymentAttempt:
+    """Record a pending attempt, inside the caller's transaction with the account locked.
+
+    Its key is `key_base` and the attempt's number for that base (this form's n-th attempt, this
+    invoice's n-th attempt): deterministic, so the same logical payment always sends the same key.
+    """
+    if amount <= ZERO:
+        raise ValueError("an attempt moves a positive amount")
+    number = PaymentAttempt.objects.filter(account=account, idempotency_key__startswith=f"{key_base}:").count() + 1
+    return PaymentAttempt.objects.create(
+        account=account, card=card, invoice=invoice, purpose=purpose, kind=kind, amount=amount,
+        description=description[:200], off_session=off_session, idempotency_key=f"{key_base}:{number}",
+        gateway=get_gateway().name, order=order or {}, created_at=clock.now(account),
+    )
+
+
+@transaction.atomic
+def attempt_record(attempt: PaymentAttempt, outcome: PaymentOutcome) -> PaymentAttempt:
+    """Record the processor's answer (forward moves only); a success marks the invoice it pays paid."""
+    attempt = PaymentAttempt.objects.select_for_update(of=("self",)).select_related("invoice").get(pk=attempt.pk)
+    status = _OUTCOME_STATUS[outcome.status]
+    if attempt.kind == PaymentAttempt.REFUND and status == PaymentAttempt.REFUNDED:
+        status = PaymentAttempt.SUCCEEDED  # a refund attempt succeeds by refunding
+    if _RANK[status] < _RANK[attempt.status] or (
+            _RANK[status] == _RANK[attempt.status] == 3 and status != attempt.status):
+        log.info("attempt %s: late answer %s ignored (it is %s)", attempt.pk, status, attempt.status)
+        return attempt
+    attempt.status = status
+    attempt.processor_ref = attempt.processor_ref or outcome.processor_ref
+    attempt.processor_answer = {**outcome.answer, "status": outcome.status, "decline_code": outcome.decline_code,
+                                "message": outcome.message}
+    attempt.failure_reason = outcome.message[:300] if status == PaymentAttempt.FAILED else ""
+    attempt.save(update_fields=["status", "processor_ref", "processor_answer", "failure_reason", "updated_at"])
+    if status == PaymentAttempt.SUCCEEDED and attempt.kind != PaymentAttempt.REFUND and attempt.invoice_id:
+        invoice_status_set(invoice=attempt.invoice, to_status=Invoice.PAID, attempt_id=attempt.pk,
+                           reason=f"Paid: {format_usd(attempt.amount)} by {attempt.card.label}"
+                           if attempt.card else "Paid")
+    return attempt
+
+
+def _attempt_unknown(attempt: PaymentAttempt, error: Exception) -> PaymentAttempt:
+    """No answer: the money may or may not have moved; reconciliation will ask the processor."""
+    log.warning("attempt %s: no answer from the processor (%s); left for reconciliation", attempt.pk, error)
+    with transaction.atomic():
+        attempt = PaymentAttempt.objects.select_for_update().get(pk=attempt.pk)
+        if attempt.status in (PaymentAttempt.PENDING, PaymentAttempt.AUTHORIZED):
+            attempt.status = PaymentAttempt.UNKNOWN
+            attempt.processor_answer = {**attempt.processor_answer, "error": str(error)[:200]}
+            attempt.save(update_fields=["status", "processor_answer", "updated_at"])
+        return attempt
+
+
+def attempt_send(attempt: PaymentAttempt) -> PaymentAttempt:
+    """Ask the processor to authorize (or charge) a pending attempt, and record what it says."""
+    _refuse_inside_transaction()
+    processor = get_gateway()
+    call = processor.authorize if attempt.kind == PaymentAttempt.AUTHORIZE else processor.charge
     try:
-        get_gateway().refund(charge_ref=charge.gateway_ref)
-    except Exception:  # the refund is best effort; the failure is logged for support
-        log.exception("refund of %s failed; refund it by hand", charge.gateway_ref)
+        outcome = call(card_ref=attempt.card.gateway_ref, amount_cents=to_minor_units(attempt.amount),
+                       idempotency_key=attempt.idempotency_key, description=attempt.description,
+                       attempt_id=attempt.pk, off_session=attempt.off_session)
+    except ProcessorUnavailable as error:
+        return _attempt_unknown(attempt, error)
+    return attempt_record(attempt, outcome)
 
+
+def attempt_capture(attempt: PaymentAttempt) -> PaymentAttempt:
+    """Capture an authorized attempt whose order is recorded: the money is taken."""
+    _refuse_inside_transaction()
+    try:
+        outcome = get_gateway().capture(processor_ref=attempt.processor_ref,
+                                        idempotency_key=f"{attempt.idempotency_key}:capture")
+    except ProcessorUnavailable as error:
+        return _attempt_unknown(attempt, error)
+    return attempt_record(attempt, outcome)
+
+
+def attempt_cancel(attempt: PaymentAttempt) -> PaymentAttempt:
+    """Release an authorization (the order could not be honoured): the statement shows nothing."""
+    _refuse_inside_transaction()
+    try:
+        outcome = get_gateway().cancel(processor_ref=attempt.processor_ref,
+                                       idempotency_key=f"{attempt.idempotency_key}:cancel")
+    except ProcessorUnavailable as error:
+        return _attempt_unknown(attempt, error)
+    return attempt_record(attempt, outcome)
+
+
+def attempt_refresh(attempt: PaymentAttempt) -> PaymentAttempt:
+    """Ask the processor how this payment stands, by its id or else by the attempt id it carries.
+
+    A payment the processor never received is marked failed: no money moved. Used by
+    reconciliation for attempts left pending or unknown, and after the cardholder authenticates.
+    """
+    _refuse_inside_transaction()
+    try:
+        outcome = get_gateway().lookup(processor_ref=attempt.processor_ref, attempt_id=attempt.pk)
+    except ProcessorUnavailable as error:
+        return _attempt_unknown(attempt, error)
+    if outcome is None:
+        outcome = PaymentOutcome(gw.FAILED, "", to_minor_units(attempt.amount), decline_code="not_received",
+                                 message="The payment never reached the processor; nothing was charged.")
+    return attempt_record(attempt, outcome)
+
+
+def attempts_unsettled(account: Account, purposes: tuple[str, ...]):
+    """The account's attempts for these purposes whose money may be moving (newest first)."""
+    return PaymentAttempt.objects.filter(account=account, purpose__in=purposes,
+                                         status__in=PaymentAttempt.IN_FLIGHT).order_by("-created_at", "-pk")
+
+
+class RefundRefused(Exception):
+    """A refund would give back more than the card paid, or the payment was never taken."""
+
+
+def refunded_so_far(attempt: PaymentAttempt) -> Decimal:
+    """What the refunds of this attempt have given back so far."""
+    return PaymentAttempt.objects.filter(refund_of=attempt, kind=PaymentAttempt.REFUND,
+                                         status=PaymentAttempt.SUCCEEDED).aggregate_amount()
+
+
+def attempt_refund(*, attempt: PaymentAttempt, amount: Decimal, reason: str) -> PaymentAttempt:
+    """Give money back to the card an attempt charged, through a refund attempt of its own.
+
+    Recorded first (with the account locked, so two refunds cannot both pass the limit), then
+    sent outside the transaction. A refund never exceeds what the card paid (RefundRefused).
+    Once everything is given back the original attempt is marked refunded.
+    """
+    with transaction.atomic():
+        account = account_lock(attempt.account)
+        original = PaymentAttempt.objects.select_for_update().get(pk=attempt.pk)
+        if original.kind == PaymentAttempt.REFUND or original.status not in (PaymentAttempt.SUCCEEDED,):
+            raise RefundRefused("Only a payment that was taken can be refunded.")
+        in_flight = PaymentAttempt.objects.filter(refund_of=original, status__in=PaymentAttempt.IN_FLIGHT)
+        if in_flight.exists():
+            raise RefundRefused("A refund of this payment is already under way.")
+        left = original.amount - refunded_so_far(original)
+        if not ZERO < amount <= left:
+            raise RefundRefused(f"At most {format_usd(left)} of this payment can be refunded.")
+        refund = attempt_begin(account=account, card=original.card, purpose=original.purpose,
+                               kind=PaymentAttempt.REFUND, amount=amount, key_base=f"refund:{original.pk}",
+                               description=reason, invoice=original.invoice)
+        PaymentAttempt.objects.filter(pk=refund.pk).update(refund_of=original, processor_ref=original.processor_ref)
+        refund.refund_of, refund.processor_ref = original, original.processor_ref
+    _refuse_inside_transaction()
+    try:
+        outcome = get_gateway().refund(processor_ref=original.processor_ref, amount_cents=to_minor_units(amount),
+                                       idempotency_key=refund.idempotency_key, attempt_id=refund.pk)
+    except ProcessorUnavailable as error:
+        return _attempt_unknown(refund, error)
+    refund = attempt_record(refund, outcome)
+    if refund.status == PaymentAttempt.SUCCEEDED and refunded_so_far(original) == original.amount:
+        PaymentAttempt.objects.filter(pk=original.pk, status=PaymentAttempt.SUCCEEDED).update(
+            status=PaymentAttempt.REFUNDED)
+    return refund

@@ -9,7 +9,7 @@ from accounts.decorators import account_required
 from payments.forms import BillingDetailsForm, CardForm
 from payments.gateway import CardError
 from payments.models import Card
-from payments.services import card_add, card_make_default
+from payments.services import CardGone, card_add, card_make_default
 from pictor_billing import clock
 from pictor_billing.htmx import render_htmx
 from pictor_billing.redirects import safe_next_url
@@ -59,8 +59,12 @@ def card_add_view(request):
 def card_make_default_view(request, pk):
     """Make this card the default for every charge."""
     card = get_object_or_404(Card, pk=pk, account=request.account)
-    card_make_default(account=request.account, card=card)
-    messages.success(request, f"{card.brand} ending {card.last4} is now your default card.")
+    try:
+        card_make_default(account=request.account, card=card)
+    except CardGone:
+        messages.error(request, f"{card.label} was removed, so it cannot become the default.")
+        return back_to_tab(request, status=409)
+    messages.success(request, f"{card.label} is now your default card.")
     return back_to_tab(request)
 
 

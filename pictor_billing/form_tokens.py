@@ -1,15 +1,22 @@
-"""Guards of the forms that move money: one-time tokens, and refusing fields we never read.
+"""Guards of the forms that move money: one-time tokens, signed quote digests, and refusing fields we
+never read.
 
-One-time form tokens: a signed, account-bound nonce placed in a purchase form.
+One-time form tokens: a signed, account-bound nonce placed in a purchase form. Signing (Django's
+salted HMAC) stops a client inventing or borrowing a token; the unique `token` column on the
+purchase it creates makes it one-time, so a double click, a second tab or a browser retry
+completes the purchase once.
 
-Signing (Django's salted HMAC) stops a client inventing or borrowing a token;
-the unique `token` column on the purchase it creates makes it one-time, so a
-double click, a second tab or a browser retry completes the purchase once.
+Quote digests: the order on screen, signed for this account (`pricing.quote_fingerprint` under
+Django's salted HMAC, as `contrib/auth/tokens.py` does it). The form posts it back; the server
+charges only when its own quote has the same digest, so nobody is charged a total never shown.
 """
 
 import secrets
 
 from django.core import signing
+from django.utils.crypto import constant_time_compare, salted_hmac
+
+from pictor_billing import pricing
 
 MAX_AGE_SECONDS = 24 * 60 * 60
 
@@ -45,3 +52,13 @@ def unexpected_fields_error(data, allowed: set[str]) -> str:
     if not extra:
         return ""
     return f"Unexpected field(s): {', '.join(extra)[:100]}. Prices and totals are always computed by Pictor."
+
+
+def quote_digest(quote, *, account_id: int, salt: str) -> str:
+    """The signed digest of the order this quote shows, for this account's form."""
+    return salted_hmac(salt, f"{account_id}:{pricing.quote_fingerprint(quote)}", algorithm="sha256").hexdigest()
+
+
+def quote_digest_matches(posted: str, quote, *, account_id: int, salt: str) -> bool:
+    """Whether the posted digest is that of this quote (constant time)."""
+    return bool(posted) and constant_time_compare(posted, quote_digest(quote, account_id=account_id, salt=salt))

@@ -13,7 +13,9 @@ to `total_due`.
 """
 
 import calendar
+import hashlib
 import heapq
+import json
 import math
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -142,6 +144,24 @@ class TopUpQuote:
     credit_applied: Decimal
     total_due: Decimal
     lines: tuple[QuoteLine, ...]
+
+
+def quote_fingerprint(quote: "Quote | TopUpQuote") -> str:
+    """A hash of everything a quote shows: the choice, every line, the credit applied, the total.
+
+    Two quotes with the same fingerprint show the customer the same order, line for line; the
+    purchase and top-up forms carry it (signed) so that only the order on screen is ever charged.
+    Comparing totals alone would not do: with credit covering both, two different orders total $0.00.
+    """
+    if isinstance(quote, Quote):
+        choice = ["licenses", quote.tier, quote.period, quote.quantity, quote.coupon_code,
+                  quote.renews_on.isoformat()]
+    else:
+        choice = ["tokens", quote.package_name, quote.tokens]
+    lines = [[line.kind, line.description, line.quantity, str(line.unit_price), str(line.amount)]
+             for line in quote.lines]
+    shown = [choice, lines, str(quote.credit_applied), str(quote.total_due)]
+    return hashlib.sha256(json.dumps(shown, separators=(",", ":")).encode()).hexdigest()
 
 
 def volume_rate(active_count: int) -> Decimal:
@@ -356,12 +376,15 @@ def quote_purchase(
     # 5. Volume discount adjustment for licenses already active, as a credit.
     adjustments = _volume_adjustments(active_licenses, rate, today)
     volume_adjustment = sum((a.amount for a in adjustments), ZERO)
-    for (old_rate, amount), count in _group_adjustments(adjustments).items():
+    if adjustments:
+        # One line for every license moved (each credit rounded on its own, then summed): 500 active
+        # licenses make one line, and the summary, invoice and PDF all read the same figure.
+        count = len(adjustments)
         lines.append(
             QuoteLine("volume_adjustment",
-                      f"Volume discount adjustment: {_percent(old_rate)} to {_percent(rate)} "
-                      "on active licenses for the rest of their period",
-                      count, -amount, -amount * count)
+                      f"Volume discount adjustment: {count} active license{'s' if count > 1 else ''} "
+                      f"move{'' if count > 1 else 's'} to {_percent(rate)} for the rest of their period",
+                      1, -volume_adjustment, -volume_adjustment)
         )
 
     # 6. Credit applied, the adjustment first; 7. what is left is due.
@@ -390,16 +413,6 @@ def quote_purchase(
         next_bracket_gap=gap[0] if gap else None, next_bracket_rate=gap[1] if gap else None,
         lines=tuple(lines),
     )
-
-
-def _group_adjustments(adjustments: tuple[LicenseAdjustment, ...]) -> dict[tuple[Decimal, Decimal], int]:
-    # One invoice line per (old rate, credit) instead of one per license: 500
-    # active licenses make a handful of lines, and each line is still exact.
-    groups: dict[tuple[Decimal, Decimal], int] = {}
-    for adjustment in adjustments:
-        key = (adjustment.old_rate, adjustment.amount)
-        groups[key] = groups.get(key, 0) + 1
-    return groups
 
 
 @dataclass(frozen=True)

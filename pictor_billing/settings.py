@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "pictor_billing",
     "accounts",
     "licenses",
     "payments",
@@ -147,6 +148,16 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "billing@pictor.exampl
 
 # Card processing: "sandbox" (built in, no network) or "stripe".
 PAYMENT_GATEWAY = os.environ.get("PAYMENT_GATEWAY", "sandbox")
+# The sandbox keeps its own books (payments, idempotency keys) in a SQLite file of its own, as a
+# real processor keeps them apart from ours; SANDBOX_LATENCY_MS delays each of its calls.
+SANDBOX_DB = os.environ.get("SANDBOX_DB") or str(BASE_DIR / "var" / "sandbox.sqlite3")
+SANDBOX_LATENCY_MS = int(os.environ.get("SANDBOX_LATENCY_MS", "0"))
+# Attempts left pending or unknown this long are settled by reconciliation (payments_reconcile).
+RECONCILE_AFTER_SECONDS = int(os.environ.get("RECONCILE_AFTER_SECONDS", "120"))
+
+# Background work (queued auto top-ups, reconciliation) runs through Django's task framework.
+# The immediate backend runs a task as soon as it is enqueued, in the same process.
+TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
 STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
 STRIPE_PUBLISHABLE_KEY = os.environ.get("STRIPE_PUBLISHABLE_KEY", "")
 

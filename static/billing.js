@@ -12,3 +12,11 @@ document.addEventListener("click", function (event) {
 document.addEventListener("close", function (event) {
   if (event.target.matches("#modal-root > dialog")) event.target.remove();
 }, true);
+// A change in a form that prices an order disables its pay button at once, before the refreshed
+// summary arrives with a new one for the new total: a click can never pay a total not on screen
+// (and if it could, the server refuses any order whose digest differs from the one shown).
+document.addEventListener("input", function (event) {
+  var form = event.target.closest("[data-quote-form]");
+  if (!form) return;
+  form.querySelectorAll("[data-pay-button]").forEach(function (button) { button.disabled = true; });
+});

@@ -8,8 +8,21 @@ from payments.services import card_add
 from tests.factories import PASSWORD, AccountFactory, UserFactory, packages_seed, price_list_seed
 
 VISA = "4242424242424242"
+MASTERCARD = "5555555555554444"
+# SPEC's test cards: refused when saved...
 DECLINED = "4000000000000002"
 INSUFFICIENT = "4000000000009995"
+# ...saved, then every charge declined; saved, then authentication needed.
+DECLINES_CHARGES = "4000000000000341"
+NEEDS_AUTHENTICATION = "4000002760003184"
+
+
+@pytest.fixture(autouse=True)
+def sandbox_books(settings, tmp_path):
+    """Each test's sandbox processor keeps its own books (payments and idempotency keys), as a
+    processor would: in a file of its own, out of reach of the test database's rollbacks."""
+    settings.SANDBOX_DB = str(tmp_path / "sandbox.sqlite3")
+    return settings.SANDBOX_DB
 
 
 @pytest.fixture(autouse=True)

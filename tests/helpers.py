@@ -13,12 +13,14 @@ from accounts.models import Account
 from billing.purchase import license_purchase
 from invoices.models import Invoice, InvoiceSequence
 from licenses.models import CouponRedemption, License, Purchase
-from payments.models import Card, Charge, CreditEntry
+from payments.models import Card, CreditEntry, PaymentAttempt
+from payments.sandbox import SandboxGateway
 from tokens.models import TokenEntry, TopUp
 
 ADD_URL = "/billing/licenses/add/"
 SUMMARY_URL = "/billing/licenses/summary/"
 TOP_UP_URL = "/billing/tokens/top-up/"
+TOP_UP_SUMMARY_URL = "/billing/tokens/top-up/summary/"
 HTMX = {"HX-Request": "true"}
 
 
@@ -58,22 +60,50 @@ def purchase_data(*, tier="pro", period="monthly", quantity=1, coupon="", token=
     return data
 
 
+def shown_digest(response) -> str:
+    """The signed digest of the order a summary shows (what its pay button posts back)."""
+    match = re.search(r'name="quote" value="([^"]*)"', response.content.decode())
+    assert match, "the summary carries no quote digest"
+    return match.group(1)
+
+
+def order_data(client, **choices) -> dict:
+    """What the purchase form posts once its summary shows these choices: the choices, its one-time
+    token and the signed digest of the order shown."""
+    data = purchase_data(token=form_token(client), **choices)
+    digest = shown_digest(summary(client, **{k: v for k, v in data.items() if k != "token"}))
+    return {**data, "quote": digest}
+
+
 def buy(client, *, htmx=False, follow=False, **choices):
-    """Open the purchase form and complete it with these choices."""
-    token = form_token(client)
-    return post(client, ADD_URL, purchase_data(token=token, **choices), htmx=htmx, follow=follow)
+    """Open the purchase form, let the summary show these choices, and pay for what it shows."""
+    return post(client, ADD_URL, order_data(client, **choices), htmx=htmx, follow=follow)
+
+
+def top_up_data(client, package, **extra) -> dict:
+    """What the Top Up form posts for this package once its summary is on screen (token and digest)."""
+    token = form_token(client, TOP_UP_URL)
+    data = {"package": package.pk, "token": token, **extra}
+    shown = post(client, TOP_UP_SUMMARY_URL, data, htmx=True)
+    return {**data, "quote": shown_digest(shown)}
 
 
 def summary(client, **params):
-    """The Order Summary fragment, as HTMX fetches it on every change in the modal."""
+    """The Order Summary fragment, as the modal refreshes it on every change."""
     return client.get(SUMMARY_URL, params, headers=HTMX)
 
 
 def summary_figure(response, name="total_due") -> Decimal:
-    """One figure of the Order Summary, as the page shows it (data-summary="name">X<)."""
-    match = re.search(rf'data-summary="{name}">([^<]+)<', response.content.decode())
+    """One figure of the Order Summary, as its element's value says (signed: discounts and credits are
+    negative, as the summary shows them)."""
+    match = re.search(rf'<data value="([^"]+)" data-summary="{name}"', response.content.decode())
     assert match, f"the summary shows no {name}"
     return Decimal(match.group(1))
+
+
+def summary_shows(response, name) -> bool:
+    """Whether the summary has a line for this figure (a step that does not apply is not shown)."""
+    return f'data-summary="{name}"' in response.content.decode()
 
 
 def token_balance_shown(client, url="/billing/licenses/") -> int:
@@ -120,7 +150,8 @@ def books() -> dict:
         "purchases": Purchase.objects.count(),
         "invoices": Invoice.objects.count(),
         "invoice numbers used": sum(InvoiceSequence.objects.values_list("last_number", flat=True)),
-        "charges": Charge.objects.count(),
+        "charges": charges().count(),
+        "money held or taken at the processor": processor_money(),
         "coupon redemptions": CouponRedemption.objects.count(),
         "credit entries": CreditEntry.objects.count(),
         "token entries": TokenEntry.objects.count(),
@@ -128,6 +159,23 @@ def books() -> dict:
         "cards": sorted(Card.objects.values_list("pk", "is_default")),
         "license states": sorted(License.objects.values_list("pk", "status", "cancel_at_period_end")),
     }
+
+
+def charges(**filters):
+    """Money taken from cards, as our books record it: succeeded payment attempts (refunds aside)."""
+    return PaymentAttempt.objects.filter(status=PaymentAttempt.SUCCEEDED,
+                                         kind__in=[PaymentAttempt.AUTHORIZE, PaymentAttempt.CHARGE], **filters)
+
+
+def charge_of(invoice):
+    """The attempt that took the money for this invoice, or None."""
+    return charges(invoice=invoice).first()
+
+
+def processor_money() -> int:
+    """Cents the sandbox processor holds or has taken, as its own books say (refunds deducted)."""
+    return sum(payment["amount"] - payment["amount_refunded"] for payment in SandboxGateway().payments()
+               if payment["status"] in ("authorized", "succeeded", "refunded"))
 
 
 def text(response) -> str:

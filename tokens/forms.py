@@ -21,7 +21,7 @@ class TopUpForm(forms.Form):
     token = forms.CharField(widget=forms.HiddenInput, required=False)
 
 
-ALLOWED_FIELDS = {"csrfmiddlewaretoken", "package", "token", "next"}
+ALLOWED_FIELDS = {"csrfmiddlewaretoken", "package", "token", "next", "quote", "preview"}
 
 
 class ActivityFilterForm(forms.Form):
@@ -70,7 +70,7 @@ class EstimateForm(forms.Form):
                 for output_type, _ in OUTPUT_TYPES}
 
 
-ESTIMATE_FIELDS = ({"csrfmiddlewaretoken", "guests", "token", "preview", "next", "expected_total"}
+ESTIMATE_FIELDS = ({"csrfmiddlewaretoken", "guests", "token", "preview", "next", "quote"}
                    | {per_guest_field_name(output_type) for output_type, _ in OUTPUT_TYPES})
 
 

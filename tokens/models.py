@@ -143,6 +143,9 @@ class TokenSettings(models.Model):
         default=3, validators=[MinValueValidator(1)], help_text="At most this many auto top-ups per calendar month.")
     auto_top_up_failure = models.CharField(max_length=200, blank=True,
                                            help_text="Why auto top-up was switched off, shown as a banner.")
+    auto_top_up_pending_since = models.DateTimeField(
+        null=True, blank=True, editable=False,
+        help_text="A usage debit queued an auto top-up that is not bought yet (at most one at a time).")
 
     class Meta:
         verbose_name_plural = "token settings"

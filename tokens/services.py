@@ -9,6 +9,8 @@ another request's: usage never takes the balance below zero. Buying tokens
 """
 
 import datetime
+import hashlib
+import json
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -19,7 +21,7 @@ from accounts.models import Account
 from accounts.services import account_lock
 from payments.services import NoDefaultCard, credit_balance, default_card
 from pictor_billing import clock, pricing
-from tokens.models import OUTPUT_TYPES, OutputRate, TokenEntry, TokenPackage, TokenSettings
+from tokens.models import OUTPUT_TYPES, OutputRate, TokenEntry, TokenPackage, TokenSettings, TopUp, UsageRequest
 
 SIGNUP_GRANT_TOKENS = 50
 DEFAULT_RATES = {"photo": 0, "gif": 0, "video_capture": 0, "ai_image": 1, "ai_video": 10}
@@ -107,6 +109,75 @@ def rates_in_force(now: datetime.datetime) -> dict[str, int]:
 
 def token_settings(account: Account) -> TokenSettings:
     return TokenSettings.objects.get_or_create(account=account)[0]
+
+
+class IdempotencyKeyReused(Exception):
+    """The idempotency key was used before with a different body; nothing was debited."""
+
+
+@dataclass(frozen=True)
+class UsageRecorded:
+    """The answer to a usage debit: the body the API returns, whether it replays the first answer,
+    and whether the debit queued an auto top-up (to hand to the task queue once committed)."""
+
+    body: dict
+    replayed: bool = False
+    top_up_queued: bool = False
+
+
+def body_fingerprint(body: dict) -> str:
+    """A stable hash of a request body, to tell a true retry from a reused key."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def tokens_spend(*, account: Account, output_type: str, quantity: int, event_id: str, idempotency_key: str,
+                 may_queue_top_up: bool = True) -> UsageRecorded:
+    """Debit rate × quantity tokens for usage, once per idempotency key, under the account lock.
+
+    The same key and body again returns the first answer and debits nothing; the same key with
+    another body raises IdempotencyKeyReused. Not enough tokens: InsufficientTokens, nothing
+    debited and nothing remembered (a retry after a top-up can succeed). A debit that leaves the
+    balance below the auto top-up threshold marks one top-up pending (none if one already is, or
+    with `may_queue_top_up=False`) and says so: the caller hands it to the queue once committed.
+    """
+    request_body = {"output_type": output_type, "quantity": quantity, "event_id": event_id}
+    fingerprint = body_fingerprint(request_body)
+    with transaction.atomic():
+        account = account_lock(account)
+        now = clock.now(account)
+        earlier = UsageRequest.objects.filter(account=account, idempotency_key=idempotency_key).first()
+        if earlier is not None:
+            if earlier.body_hash != fingerprint:
+                raise IdempotencyKeyReused(idempotency_key)
+            return UsageRecorded(earlier.response, replayed=True)
+        cost = rates_in_force(now)[output_type] * quantity
+        entry = ledger_add(account=account, kind=TokenEntry.USAGE, amount=-cost, output_type=output_type,
+                           quantity=quantity, event_id=event_id, created_at=now)
+        prefs = token_settings(account)
+        queued = (may_queue_top_up and entry.balance_after < prefs.auto_top_up_threshold
+                  and prefs.auto_top_up_pending_since is None and auto_top_up_allowed(account, prefs, now))
+        if queued:
+            # Real time: reconciliation releases a mark no task finished, however the account's clock stands.
+            TokenSettings.objects.filter(pk=prefs.pk).update(auto_top_up_pending_since=clock.now())
+        else:
+            # With a top-up queued, the alert waits for it: a dip it lifts at once is no news.
+            low_balance_check(account, prefs, entry.balance_after)
+        body = {"debited": cost, "balance": entry.balance_after, "output_type": output_type,
+                "quantity": quantity, "event_id": event_id, "entry_id": entry.pk}
+        UsageRequest.objects.create(account=account, idempotency_key=idempotency_key, body_hash=fingerprint,
+                                    response=body, created_at=now)
+        return UsageRecorded(body, top_up_queued=queued)
+
+
+def auto_top_up_allowed(account: Account, prefs: TokenSettings, now: datetime.datetime) -> bool:
+    """Auto top-up is on, has a package, and the account's calendar month's limit is not reached."""
+    if not prefs.auto_top_up or prefs.auto_top_up_package_id is None:
+        return False
+    month_start = now.date().replace(day=1)
+    next_month = (month_start + datetime.timedelta(days=32)).replace(day=1)
+    done = TopUp.objects.filter(account=account, automatic=True, invoice__issued_on__gte=month_start,
+                                invoice__issued_on__lt=next_month).count()
+    return done < prefs.auto_top_up_monthly_limit
 
 
 def low_balance_check(account: Account, prefs: TokenSettings, balance: int) -> None:

@@ -7,7 +7,7 @@ from django.views.decorators.http import require_POST
 from accounts.decorators import account_required
 from billing.cards import card_remove
 from payments.models import Card
-from payments.services import CardRemovalRefused
+from payments.services import CardGone, CardRemovalRefused
 from payments.views import back_to_tab
 
 
@@ -15,11 +15,15 @@ from payments.views import back_to_tab
 @account_required
 def card_remove_view(request, pk):
     """Remove a card, unless active licenses still renew on it."""
-    card = get_object_or_404(Card, pk=pk, account=request.account)
+    card = get_object_or_404(Card.all_objects, pk=pk, account=request.account)
     try:
-        card_remove(account=request.account, card=card)
+        new_default = card_remove(account=request.account, card=card)
     except CardRemovalRefused as refused:
         messages.error(request, str(refused))
         return back_to_tab(request, status=409)
-    messages.success(request, f"{card.brand} ending {card.last4} removed.")
+    except CardGone:
+        messages.info(request, f"{card.label} was already removed.")
+        return back_to_tab(request, status=409)
+    promoted = f" {new_default.label} is now your default card." if new_default else ""
+    messages.success(request, f"{card.label} removed.{promoted}")
     return back_to_tab(request)

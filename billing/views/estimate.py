@@ -5,12 +5,15 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.decorators import account_required
-from billing.top_up import tokens_top_up_mix
-from payments.services import NoDefaultCard, PaymentDeclined, default_card
+from billing.checkout import OrderChanged, PaymentNeedsAction, PaymentPending
+from billing.top_up import ESTIMATE_DIGEST_SALT, tokens_top_up_mix
+from billing.views.paying import paid_message, pay_context, to_confirm_page
+from payments.models import PaymentAttempt
+from payments.services import NoDefaultCard, PaymentDeclined
 from pictor_billing import pricing
 from pictor_billing.form_tokens import form_token_new, form_token_nonce, form_with_fresh_token, unexpected_fields_error
 from pictor_billing.htmx import render_htmx
@@ -26,13 +29,16 @@ ESTIMATE_SALT = "tokens.estimate"
 ESTIMATE_DEFAULTS = {"guests": 100, per_guest_field_name("ai_image"): 1}
 
 
-def _estimate_context(request, form, error=""):
+def _estimate_context(request, form, error="", notice=""):
     estimate = None
     if form.is_valid():
         estimate = event_estimate(account=request.account, guests=form.cleaned_data["guests"],
                                   outputs_per_guest=form.outputs_per_guest)
-    return {"form": form, "estimate": estimate, "error": error, "card": default_card(request.account),
-            "next": safe_next_url(request), "tab": "tokens"}
+    quote = estimate.quote if estimate else None
+    return {"form": form, "estimate": estimate, "error": error, "notice": notice, "next": safe_next_url(request),
+            "tab": "tokens",
+            **pay_context(request, quote, salt=ESTIMATE_DIGEST_SALT, purpose=PaymentAttempt.TOP_UP,
+                          next_url=reverse("billing:estimate"))}
 
 
 @require_http_methods(["GET", "POST"])
@@ -49,11 +55,11 @@ def estimate(request):
                        status=200 if context["estimate"] else 400)
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 @account_required
 def estimate_result(request):
     """The estimate fragment, re-rendered by the server on every change in the estimator."""
-    context = _estimate_context(request, EstimateForm(request.GET))
+    context = _estimate_context(request, EstimateForm(request.POST if request.method == "POST" else request.GET))
     response = TemplateResponse(request, "tokens/estimate.html#result", context,
                                 status=200 if context["estimate"] else 400)
     patch_vary_headers(response, ("HX-Request",))
@@ -87,14 +93,15 @@ def _estimate_top_up(request):
         error = ("Your balance already covers this event. Nothing was charged." if not plan.shortfall
                  else "No token packages are on sale right now. Nothing was charged.")
         return _estimate_failed(request, form, error, 409)
-    shown = request.POST.get("expected_total", "")
-    if shown and shown != str(plan.quote.total_due):
+    try:
+        result, created = tokens_top_up_mix(account=request.account, items=list(plan.mix), token=nonce,
+                                            shown_digest=request.POST.get("quote", ""),
+                                            digest_salt=ESTIMATE_DIGEST_SALT)
+    except OrderChanged:
         # Booths spent tokens (or prices changed) since the button was drawn: show the new
         # figure rather than charge an amount the person never saw.
         return _estimate_failed(request, form, f"The estimate changed since you saw it: the top-up now costs "
                                                f"{format_usd(plan.quote.total_due)}. Nothing was charged.", 409)
-    try:
-        result, created = tokens_top_up_mix(account=request.account, items=list(plan.mix), token=nonce)
     except NoDefaultCard:
         return _estimate_failed(request, form, "Add a card before topping up. Nothing was charged.", 402)
     except PaymentDeclined as declined:
@@ -102,9 +109,14 @@ def _estimate_top_up(request):
     except pricing.PricingError:
         return _estimate_failed(request, form, "These packages cannot be bought right now. Nothing was charged.",
                                 409)
+    except PaymentNeedsAction as needs:
+        return to_confirm_page(request, needs.attempt)
+    except PaymentPending as pending:
+        return _estimate_failed(request, form, "", 202, notice=(
+            f"Your payment of {format_usd(pending.attempt.amount)} is being confirmed with your bank. The tokens "
+            "are added as soon as it is; nothing more will be charged."))
     if created:
-        messages.success(request, f"{result.tokens:,} tokens added ({plan.quote.package_name}). "
-                                  f"Invoice {result.invoice.number} is on the Invoices tab.")
+        messages.success(request, paid_message(result, result.invoice.payment_attempts.first()))
     else:
         messages.info(request, f"This top-up was already completed (invoice {result.invoice.number}).")
     return _estimate_done(request)
@@ -115,8 +127,8 @@ def _estimate_done(request):
     return HttpResponseClientRedirect(target) if request.htmx else redirect(target)
 
 
-def _estimate_failed(request, form, error, status, fresh_token=False):
+def _estimate_failed(request, form, error, status, fresh_token=False, notice=""):
     if fresh_token or not form.data.get("token"):
         form = form_with_fresh_token(form, account_id=request.account.pk, salt=ESTIMATE_SALT)
-    return render_htmx(request, "tokens/estimate.html", _estimate_context(request, form, error),
+    return render_htmx(request, "tokens/estimate.html", _estimate_context(request, form, error, notice),
                        partial="estimate_form", status=status)

@@ -1,18 +1,27 @@
-"""Add License: the purchase modal with its live Order Summary, and Complete Purchase."""
+"""Add License: the purchase modal with its live Order Summary, and paying for it.
+
+The summary is rendered by the server on every change (a POST, so no token ends up in a URL) and
+carries the signed digest of the order it shows, with the pay button naming the amount and card.
+Paying charges only that order: if the server's quote differs in anything, nothing is charged and
+the new summary is shown with "The total changed".
+"""
 
 from django.contrib import messages
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.decorators import account_required
-from billing.purchase import license_purchase
+from billing.checkout import OrderChanged, PaymentNeedsAction, PaymentPending
+from billing.purchase import DIGEST_SALT, license_purchase
+from billing.views.paying import paid_message, pay_context, to_confirm_page
 from licenses.forms import ALLOWED_FIELDS, PurchaseForm
 from licenses.services import purchase_quote, tier_cards
-from payments.services import NoDefaultCard, PaymentDeclined, default_card
+from payments.models import PaymentAttempt
+from payments.services import NoDefaultCard, PaymentDeclined
 from pictor_billing import clock, pricing
 from pictor_billing.form_tokens import (
     form_token_new,
@@ -21,17 +30,18 @@ from pictor_billing.form_tokens import (
     unexpected_fields_error,
 )
 from pictor_billing.htmx import render_htmx
+from pictor_billing.money import format_usd
 
 TOKEN_SALT = "licenses.purchase"
 NOT_ON_SALE = "This license is not on sale right now. Choose another tier or period."
 
 
-def _modal_context(request, form, quote=None, error=""):
-    today = clock.today(request.account)
+def _context(request, form, quote=None, error="", notice=""):
     return {
-        "form": form, "quote": quote, "error": error, "tab": "licenses",
-        "tiers": tier_cards(today),
-        "card": default_card(request.account),
+        "form": form, "quote": quote, "error": error, "notice": notice, "tab": "licenses",
+        "tiers": tier_cards(clock.today(request.account)),
+        **pay_context(request, quote, salt=DIGEST_SALT, purpose=PaymentAttempt.PURCHASE,
+                      next_url=reverse("billing:license_add")),
     }
 
 
@@ -52,45 +62,51 @@ def _quote_or_none(request, form):
 @require_http_methods(["GET", "POST"])
 @account_required
 def license_add(request):
-    """Add License: the modal (HTMX) or page (no JavaScript); POST completes the purchase."""
+    """Add License: the modal (HTMX) or page (no JavaScript); POST pays for the order on screen."""
     if request.method == "POST":
         return _purchase(request)
     data = {"period": pricing.MONTHLY, "tier": pricing.PRO, "quantity": 1, "coupon": "",
             "token": form_token_new(account_id=request.account.pk, salt=TOKEN_SALT)}
     form = PurchaseForm(data)
-    return render_htmx(request, "licenses/add.html", _modal_context(request, form, _quote_or_none(request, form)),
+    return render_htmx(request, "licenses/add.html", _context(request, form, _quote_or_none(request, form)),
                        partial="modal")
 
 
 def _purchase(request):
     form = PurchaseForm(request.POST)
     if tampered := unexpected_fields_error(request.POST, ALLOWED_FIELDS):
-        return _purchase_failed(request, form, tampered, status=400)
+        return _form(request, form, tampered, status=400)
     if "preview" in request.POST:  # "Update summary" (or Enter): show the order again, buy nothing
-        status = 200 if form.is_valid() else 400
-        return render_htmx(request, "licenses/add.html", _modal_context(request, form, _quote_or_none(request, form)),
-                           partial="purchase_form", status=status)
+        return _form(request, form, status=200 if form.is_valid() else 400)
     if not form.is_valid():
-        return _purchase_failed(request, form, "Please correct the highlighted fields. Nothing was charged.",
-                                status=400)
+        return _form(request, form, "Please correct the highlighted fields. Nothing was charged.", status=400)
     nonce = form_token_nonce(form.cleaned_data["token"], account_id=request.account.pk, salt=TOKEN_SALT)
     if nonce is None:
-        return _purchase_failed(request, form, "This form has expired. Review the order and try again.",
-                                status=400, fresh_token=True)
+        return _form(request, form, "This form has expired. Review the order and try again.", status=400,
+                     fresh_token=True)
     data = form.cleaned_data
     try:
         purchase, created = license_purchase(account=request.account, user=request.user, token=nonce,
-                                             tier=data["tier"], period=data["period"],
-                                             quantity=data["quantity"], coupon_code=data["coupon"])
+                                             tier=data["tier"], period=data["period"], quantity=data["quantity"],
+                                             coupon_code=data["coupon"], shown_digest=request.POST.get("quote", ""))
+    except OrderChanged as changed:
+        total = f" It is now {format_usd(changed.quote.total_due)}." if changed.quote else ""
+        return _form(request, form, f"The total changed since it was shown.{total} Nothing was charged: review the "
+                                    "order and pay again.", status=409)
     except NoDefaultCard:
-        return _purchase_failed(request, form, "Add a card before buying licenses. Nothing was charged.", status=402)
+        return _form(request, form, "Add a card before buying licenses. Nothing was charged.", status=402)
     except pricing.PricingError:
-        return _purchase_failed(request, form, f"{NOT_ON_SALE} Nothing was charged.", status=400)
+        return _form(request, form, f"{NOT_ON_SALE} Nothing was charged.", status=400)
     except PaymentDeclined as declined:
-        return _purchase_failed(request, form, f"{declined.reason} Nothing was charged.", status=402)
+        return _form(request, form, f"{declined.reason} Nothing was charged.", status=402)
+    except PaymentNeedsAction as needs:
+        return to_confirm_page(request, needs.attempt)
+    except PaymentPending as pending:
+        return _form(request, form, status=202, notice=(
+            f"Your payment of {format_usd(pending.attempt.amount)} is being confirmed with your bank. Your licenses "
+            "appear as soon as it is; nothing more will be charged."))
     if created:
-        messages.success(request, f"Purchase complete: {purchase.invoice.description}. "
-                                  f"Invoice {purchase.invoice.number} is on the Invoices tab.")
+        messages.success(request, paid_message(purchase, purchase.invoice.payment_attempts.first()))
     else:
         messages.info(request, f"This purchase was already completed (invoice {purchase.invoice.number}). "
                                "Nothing more was charged.")
@@ -99,22 +115,21 @@ def _purchase(request):
     return redirect("licenses:list")
 
 
-def _purchase_failed(request, form, error, *, status, fresh_token=False):
+def _form(request, form, error="", *, status, fresh_token=False, notice=""):
+    """The purchase form again, with the summary as the server now quotes it."""
     if fresh_token or not form.data.get("token"):
         form = form_with_fresh_token(form, account_id=request.account.pk, salt=TOKEN_SALT)
-    context = _modal_context(request, form, _quote_or_none(request, form), error)
+    context = _context(request, form, _quote_or_none(request, form), error, notice)
     return render_htmx(request, "licenses/add.html", context, partial="purchase_form", status=status)
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 @account_required
 def purchase_summary(request):
-    """The Order Summary fragment, re-rendered by the server on every change in the modal."""
-    form = PurchaseForm(request.GET)
+    """The Order Summary with its pay button, re-rendered by the server on every change in the modal."""
+    form = PurchaseForm(request.POST if request.method == "POST" else request.GET)
     quote = _quote_or_none(request, form)
-    response = TemplateResponse(request, "licenses/add.html#summary", {"form": form, "quote": quote},
+    response = TemplateResponse(request, "licenses/add.html#summary", _context(request, form, quote),
                                 status=200 if quote is not None else 400)
     patch_vary_headers(response, ("HX-Request",))
     return response
-
-

@@ -40,7 +40,7 @@ CHANGELISTS = [
     ("invoices", "invoice", "PB-"),
     ("tokens", "tokenentry", "Signup grant"),
     ("payments", "card", "4242"),
-    ("payments", "charge", "Alice Events"),
+    ("payments", "paymentattempt", "Alice Events"),
     ("payments", "creditentry", ""),
     ("licenses", "purchase", "Alice Events"),
     ("tokens", "topup", ""),

@@ -20,7 +20,7 @@ from tests.factories import PASSWORD, AccountFactory, UserFactory
 pytestmark = pytest.mark.browser
 
 VISA = "4242 4242 4242 4242"
-DECLINED = "4000 0000 0000 0002"
+DECLINES_CHARGES = "4000 0000 0000 0341"  # saves, then every charge is declined
 INVOICE_NUMBER = re.compile(r"PB-\d{4}-\d{6}")
 
 
@@ -127,10 +127,11 @@ def test_owner_signs_up_adds_card_buys_licenses_downloads_invoice_and_tops_up(pa
     change_and_see_total(lambda: modal.get_by_label("Quantity").fill("3"), usd("4470.00"))
     change_and_see_total(lambda: modal.get_by_label("Coupon code").press_sequentially("WELCOME10"), usd("4023.00"))
     expect(modal.locator("[data-coupon-outcome]")).to_have_text("WELCOME10: 10% off")
-    expect(modal.get_by_text("WELCOME10: 10% off")).to_be_visible()
+    expect(modal.get_by_role("rowheader", name="Coupon WELCOME10: 10% off")).to_be_visible()
     assert no_page_load_since_marker(page)
 
-    modal.get_by_role("button", name="Complete Purchase").click()
+    # The pay button names the amount and the card.
+    modal.get_by_role("button", name="Pay $4,023.00 with Visa ending 4242").click()
     expect(modal).to_have_count(0)  # HTMX sends the browser to the Licenses tab
     loaded(page, "/billing/licenses/")
     expect(page.get_by_text(re.compile(r"Purchase complete"))).to_be_visible()
@@ -165,7 +166,7 @@ def test_owner_signs_up_adds_card_buys_licenses_downloads_invoice_and_tops_up(pa
     top_up = page.get_by_role("dialog", name="Top Up tokens")
     expect(top_up).to_be_visible()
     top_up.get_by_role("radio", name="Standard").check()
-    top_up.get_by_role("button", name="Buy tokens").click()
+    top_up.get_by_role("button", name="Pay $45.00 with Visa ending 4242").click()
     expect(top_up).to_have_count(0)  # back to the tab it was opened from
     loaded(page, "/billing/invoices/")
     expect(token_balance(page)).to_have_text("550 tokens")
@@ -174,7 +175,7 @@ def test_owner_signs_up_adds_card_buys_licenses_downloads_invoice_and_tops_up(pa
 
 
 def test_declined_card_keeps_the_form_open_and_buys_nothing(page: Page, catalogue):
-    owner = owner_with_card(DECLINED)
+    owner = owner_with_card(DECLINES_CHARGES)
     log_in(page, owner.email)
     page.evaluate("window.__marker = 1")
     page.get_by_role("link", name="Add License", exact=True).click()
@@ -184,11 +185,12 @@ def test_declined_card_keeps_the_form_open_and_buys_nothing(page: Page, catalogu
     modal.get_by_label("Quantity").fill("2")
     expect(total_due).to_have_text(usd("198.00"))
 
-    modal.get_by_role("button", name="Complete Purchase").click()
+    pay = modal.get_by_role("button", name="Pay $198.00 with Visa ending 0341")
+    pay.click()
     expect(modal.get_by_role("alert")).to_contain_text("Your card was declined.")
     expect(modal).to_be_visible()
     expect(modal.get_by_label("Quantity")).to_have_value("2")
-    expect(modal.get_by_role("button", name="Complete Purchase")).to_be_enabled()
+    expect(pay).to_be_enabled()
     assert no_page_load_since_marker(page)
     assert not License.objects.filter(account=owner.account).exists()
     assert not Purchase.objects.filter(account=owner.account).exists()
@@ -220,7 +222,7 @@ def test_add_license_works_as_a_plain_page_without_javascript(no_js_context, cat
     expect(page.get_by_role("radio", name="Basic")).to_be_checked()
     expect(page.get_by_label("Quantity")).to_have_value("2")
 
-    page.get_by_role("button", name="Complete Purchase").click()
+    page.get_by_role("button", name="Pay $930.00 with Visa ending 4242").click()
     loaded(page, "/billing/licenses/")
     expect(page.get_by_text(re.compile(r"Purchase complete"))).to_be_visible()
     licenses = page.get_by_role("table", name="Your licenses").locator("tbody tr")

@@ -9,7 +9,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from billing.usage import tokens_spend
+from billing.usage import usage_record
 from tests.browser.test_billing_flow import VISA, loaded, log_in, no_page_load_since_marker, owner_with_card
 from tokens.models import TopUp
 from tokens.services import tokens_grant_signup
@@ -50,15 +50,15 @@ def test_the_estimator_from_the_top_up_modal_updates_live_and_tops_up_the_sugges
     # 4 Starter + 2 Large = 2,400 tokens for $200.00 is the cheapest mix.
     expect(estimate(estimator, "tokens_needed")).to_have_text("2400")
     expect(estimate(estimator, "shortfall")).to_have_text("2350")
-    expect(estimate(estimator, "total_due")).to_have_text("200.00")
-    expect(estimator.get_by_text("4 × Starter: 100 tokens")).to_be_visible()
+    expect(estimator.locator('[data-summary="total_due"]')).to_have_text("$200.00")
+    expect(estimator.get_by_role("rowheader", name="Starter: 100 tokens (4 × $10.00)")).to_be_visible()
     assert no_page_load_since_marker(page), "the estimate must update in place, not by reloading"
 
     estimator.get_by_label("Expected guests").fill("100000")
     expect(estimator.get_by_role("alert").filter(has_text="Guests must be from 1 to 10,000.")).to_be_visible()
-    expect(estimator.get_by_role("button", name=re.compile("^Top up"))).to_have_count(0)
+    expect(estimator.get_by_role("button", name=re.compile("^Pay"))).to_have_count(0)
     estimator.get_by_label("Expected guests").fill("200")
-    buy = estimator.get_by_role("button", name="Top up 2400 tokens for $200.00")
+    buy = estimator.get_by_role("button", name="Pay $200.00 with Visa ending 4242")
     expect(buy).to_be_visible()
     assert no_page_load_since_marker(page)
 
@@ -66,7 +66,8 @@ def test_the_estimator_from_the_top_up_modal_updates_live_and_tops_up_the_sugges
     expect(estimator).to_have_count(0)
     loaded(page, "/billing/licenses/")  # back where Top Up was opened
     expect(balance(page)).to_have_text("2450 tokens")
-    expect(page.get_by_text(re.compile(r"2,400 tokens added \(4 × Starter, 2 × Large\)\. Invoice PB-"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"2,400 tokens added\. \$200\.00 charged to Visa ending 4242\. Invoice PB-"))
+           ).to_be_visible()
     top_up_row = TopUp.objects.get()
     assert (top_up_row.tokens, top_up_row.invoice.total) == (2400, 200)
 
@@ -76,7 +77,7 @@ def test_token_activity_opens_from_the_balance_and_shows_the_chart_and_the_estim
     account = owner.account
     tokens_grant_signup(account=account)
     for output_type, quantity in [("ai_image", 12), ("ai_video", 2), ("photo", 30)]:
-        tokens_spend(account=account, output_type=output_type, quantity=quantity, event_id="spring-gala",
+        usage_record(account=account, output_type=output_type, quantity=quantity, event_id="spring-gala",
                      idempotency_key=f"{output_type}-{quantity}")
     log_in(page, owner.email)
     # 50 - 12 - 20 = 18 tokens: below the default alert at 20, so the balance is flagged.
@@ -131,6 +132,6 @@ def test_the_estimator_works_as_a_plain_page_without_javascript(no_js_context, c
     page.get_by_label("AI video per guest").fill("1")
     page.get_by_role("button", name="Update estimate").click()
     expect(page.locator('[data-estimate="tokens_needed"]')).to_have_text("300")
-    page.get_by_role("button", name="Top up 300 tokens for $30.00").click()  # short by 250: 3 × Starter
+    page.get_by_role("button", name="Pay $30.00 with Visa ending 4242").click()  # short by 250: 3 × Starter
     loaded(page, "/billing/tokens/")
     expect(balance(page)).to_have_text("350 tokens")

@@ -22,14 +22,13 @@ if connection.vendor != "postgresql":
         allow_module_level=True,
     )
 
-from billing.usage import tokens_spend  # noqa: E402
-from payments.models import Charge  # noqa: E402  (after the skip: keeps the reason first)
+from billing.usage import usage_record  # noqa: E402
 from tests.concurrency.test_races import race  # noqa: E402
-from tests.conftest import DECLINED, add_card  # noqa: E402
+from tests.conftest import DECLINES_CHARGES, add_card  # noqa: E402
 from tests.factories import UserFactory  # noqa: E402
-from tests.helpers import clock_set  # noqa: E402
+from tests.helpers import charges, clock_set  # noqa: E402
 from tokens.models import TokenEntry, TokenSettings, TopUp  # noqa: E402
-from tokens.services import token_balance, tokens_adjust, tokens_grant_signup  # noqa: E402
+from tokens.services import InsufficientTokens, token_balance, tokens_adjust, tokens_grant_signup  # noqa: E402
 
 NOW = datetime.datetime(2026, 3, 10, 12, 0, tzinfo=datetime.UTC)
 DEBITS = 12
@@ -55,7 +54,7 @@ def account_at_100_tokens(packages, card=None):
 def debit(account, tokens):
     """A zero-argument callable: one AI-image usage request of `tokens` images, for `race`."""
     key = uuid.uuid4().hex
-    return lambda: tokens_spend(account=account, output_type="ai_image", quantity=tokens, event_id="gala",
+    return lambda: usage_record(account=account, output_type="ai_image", quantity=tokens, event_id="gala",
                                 idempotency_key=key)
 
 
@@ -69,39 +68,52 @@ def assert_running_balances_hold(account):
     assert token_balance(account) == running == TokenEntry.objects.filter(account=account).balance()
 
 
-@pytest.mark.parametrize(("tokens_each", "answered"), [
-    # 100 - 12 x 5 = 40: whatever the order, exactly one debit takes the balance from 50 to 45 and
-    # buys 100 tokens (145); the last one leaves 140.
-    (5, [95, 90, 85, 80, 75, 70, 65, 60, 55, 50, 145, 140]),
-    # 100 - 12 x 10 would be -20 without the top-up: the debit from 50 to 40 buys 100 once (140);
-    # the others go on from there and never cross again (down to 80).
-    (10, [90, 80, 70, 60, 50, 140, 130, 120, 110, 100, 90, 80]),
-], ids=["5 tokens each", "10 tokens each"])
-def test_concurrent_debits_across_the_threshold_buy_one_auto_top_up(packages, tokens_each, answered):
+def test_concurrent_debits_across_the_threshold_queue_one_auto_top_up(packages):
+    # 100 - 12 x 5 = 40, never below zero: every debit goes through. Exactly one debit takes the
+    # balance from 50 to 45 and queues Starter (100 tokens, $10); the debits racing it see the mark
+    # and queue nothing; once it lands the balance never crosses again: 100 + 100 - 60 = 140.
     account = account_at_100_tokens(packages)
 
-    answers = race(*(debit(account, tokens_each) for _ in range(DEBITS)))
+    answers = race(*(debit(account, 5) for _ in range(DEBITS)))
 
     assert not any(answer.replayed for answer in answers)
-    assert Charge.objects.filter(account=account).count() == 1
-    assert Charge.objects.get(account=account).amount == packages[0].price
+    assert sum(answer.top_up_queued for answer in answers) == 1
+    assert charges().filter(account=account).count() == 1
+    assert charges().get(account=account).amount == packages[0].price
     assert TopUp.objects.filter(account=account, automatic=True).count() == 1
     assert TokenEntry.objects.filter(account=account, kind=TokenEntry.AUTO_TOP_UP).count() == 1
     assert TokenEntry.objects.filter(account=account, kind=TokenEntry.USAGE).count() == DEBITS
-    assert token_balance(account) == answered[-1]
+    assert token_balance(account) == 140
     assert_running_balances_hold(account)
-    # Each request answered the balance right after its own debit (and the top-up it made, if any).
-    assert sorted(answer.body["balance"] for answer in answers) == sorted(answered)
+    assert TokenSettings.objects.get(account=account).auto_top_up_pending_since is None
+
+
+def test_debits_beyond_the_balance_never_buy_a_second_top_up_while_one_is_under_way(packages):
+    # 100 - 12 x 10 = -20 without a top-up. The debit from 50 to 40 queues one; debits that find
+    # the balance short try to buy first, but one top-up is already under way, so they are refused
+    # (402, nothing debited) rather than buy a second. Whatever the timing: one charge, no overdraft.
+    account = account_at_100_tokens(packages)
+
+    answers = race(*(debit(account, 10) for _ in range(DEBITS)), outcomes=(InsufficientTokens,))
+
+    debited = [answer for answer in answers if not isinstance(answer, InsufficientTokens)]
+    refused = [answer for answer in answers if isinstance(answer, InsufficientTokens)]
+    assert len(debited) + len(refused) == DEBITS
+    assert charges().filter(account=account).count() == 1
+    assert TopUp.objects.filter(account=account, automatic=True).count() == 1
+    assert TokenEntry.objects.filter(account=account, kind=TokenEntry.USAGE).count() == len(debited)
+    assert token_balance(account) == 100 + 100 - 10 * len(debited)
+    assert_running_balances_hold(account)
 
 
 def test_concurrent_debits_with_a_declined_card_switch_auto_top_up_off_once(packages):
-    account = account_at_100_tokens(packages, card=DECLINED)
+    account = account_at_100_tokens(packages, card=DECLINES_CHARGES)
     mail.outbox.clear()
 
     answers = race(*(debit(account, 5) for _ in range(DEBITS)))
 
     assert not any(answer.replayed for answer in answers)
-    assert not Charge.objects.filter(account=account).exists()
+    assert not charges().filter(account=account).exists()
     assert not TopUp.objects.filter(account=account).exists()
     prefs = TokenSettings.objects.get(account=account)
     assert (prefs.auto_top_up, prefs.auto_top_up_failure) == (False, "Your card was declined.")

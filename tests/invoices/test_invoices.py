@@ -199,7 +199,7 @@ def test_the_invoices_tab_runs_the_same_queries_for_three_or_thirty_invoices(ali
 
 
 def test_credit_invoices_are_shown_as_negative_amounts(alice):
-    issue(alice.account, "-49.00", kind=Invoice.CREDIT, description="Credit for cancelled license")
+    issue(alice.account, "-49.00", kind=Invoice.CREDIT_NOTE, description="Credit for cancelled license")
     issue(alice.account, "1490.00", kind=Invoice.PURCHASE, description="1 Premium license, annual")
     body = text(logged_in(alice).get("/billing/invoices/"))
     assert '<td class="num">\u2212$49.00</td>' in body
@@ -239,7 +239,7 @@ def test_the_invoice_pdf_downloads_with_its_number_as_the_file_name(purchase_inv
 
 
 def test_a_credit_invoice_pdf_says_total_credited(alice, tmp_path):
-    credit = issue(alice.account, "-49.00", kind=Invoice.CREDIT, description="Credit for cancelled license")
+    credit = issue(alice.account, "-49.00", kind=Invoice.CREDIT_NOTE, description="Credit for cancelled license")
     response = logged_in(alice).get(f"/billing/invoices/{credit.number}.pdf")
     assert response.status_code == 200
     if not shutil.which(PDFTOTEXT):

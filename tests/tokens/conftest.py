@@ -4,17 +4,18 @@ import datetime
 import uuid
 
 import pytest
+from django.test import TestCase
 from django.utils import timezone
 
-from billing.usage import tokens_spend
+from billing.usage import usage_record
 from tests.helpers import clock_at
 from tokens.models import TokenEntry
 
 
 def spend(account, output_type="ai_image", quantity=1, *, event_id="booth-1", now=None):
-    """One usage request through tokens_spend, as the device API makes it; its answer."""
-    with clock_at(account, now):
-        result = tokens_spend(account=account, output_type=output_type, quantity=quantity, event_id=event_id,
+    """One usage request, as the device API makes it (and commits: a top-up it queues is bought); its answer."""
+    with clock_at(account, now), TestCase.captureOnCommitCallbacks(execute=True):
+        result = usage_record(account=account, output_type=output_type, quantity=quantity, event_id=event_id,
                               idempotency_key=uuid.uuid4().hex)
     return result
 

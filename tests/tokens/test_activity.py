@@ -119,9 +119,9 @@ class TestLedger:
         assert '<a href="?event=booth-2"' in body
 
     def test_a_top_up_row_names_its_invoice(self, alice, alice_client, alice_card, packages):
-        from tests.helpers import TOP_UP_URL, form_token, post
+        from tests.helpers import TOP_UP_URL, post, top_up_data
 
-        post(alice_client, TOP_UP_URL, {"package": packages[0].pk, "token": form_token(alice_client, TOP_UP_URL)})
+        post(alice_client, TOP_UP_URL, top_up_data(alice_client, packages[0]))
         entry = TokenEntry.objects.get(kind=TokenEntry.TOP_UP)
         body = text(alice_client.get(URL))
         assert f'invoice <a href="/billing/invoices/{entry.invoice.number}.pdf">{entry.invoice.number}</a>' in body

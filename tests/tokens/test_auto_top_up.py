@@ -7,11 +7,10 @@ import pytest
 from django.core import mail
 
 from billing.top_up import tokens_top_up
-from billing.usage import tokens_spend
+from billing.usage import usage_record
 from invoices.models import Invoice
-from payments.models import Charge
-from tests.conftest import DECLINED, add_card, logged_in
-from tests.helpers import clock_at, text
+from tests.conftest import DECLINES_CHARGES, add_card, logged_in
+from tests.helpers import charges, clock_at, text
 from tests.tokens.conftest import spend
 from tokens.models import TokenEntry, TokenPackage, TokenSettings, TopUp
 from tokens.services import InsufficientTokens, token_balance, tokens_adjust, tokens_grant_signup
@@ -60,15 +59,17 @@ class TestAutoTopUp:
         assert spend(account, "ai_image", 10, now=NOW).body["balance"] == 40  # still above 30: nothing bought
         assert not auto_top_ups(account).exists()
 
-        answer = committed(spend, account, "ai_image", 15, now=NOW)  # 40 -> 25: crosses 30
+        answer = spend(account, "ai_image", 15, now=NOW)  # 40 -> 25: crosses 30, queues one top-up
 
-        assert answer.body["balance"] == token_balance(account) == 125
+        # The debit answers at once with its own balance; the top-up it queued is bought once it commits.
+        assert answer.body["balance"] == 25
+        assert token_balance(account) == 125
         top_up = auto_top_ups(account).get()
         assert (top_up.tokens, top_up.package) == (100, account.token_settings.auto_top_up_package)
         assert top_up.invoice.description == "Auto top-up: Starter, 100 tokens"
         assert (top_up.invoice.kind, top_up.invoice.total, top_up.invoice.issued_on) == (
             Invoice.TOP_UP, D("10.00"), NOW.date())
-        assert Charge.objects.get().amount == D("10.00")
+        assert charges().get().amount == D("10.00")
         entry = TokenEntry.objects.get(kind=TokenEntry.AUTO_TOP_UP)
         assert (entry.amount, entry.invoice, entry.balance_after) == (100, top_up.invoice, 125)
         # The ledger: grant 50, usage -10, usage -15, auto top-up +100 = 125.
@@ -90,7 +91,7 @@ class TestAutoTopUp:
         spend(account, "ai_image", 100, now=NOW)  # 25: the limit is reached, nothing bought
         assert auto_top_ups(account).count() == 2
         assert token_balance(account) == 25
-        assert Charge.objects.count() == 2
+        assert charges().count() == 2
 
         next_month = datetime.datetime(2030, 2, 1, 0, 0, tzinfo=datetime.UTC)
         spend(account, "ai_image", 5, now=next_month)  # 20, below: a new month allows it again
@@ -106,7 +107,7 @@ class TestAutoTopUp:
                                                                                            alice_card):
         with pytest.raises(InsufficientTokens):  # needs 200; 50 + 100 is not enough
             with clock_at(account, NOW):
-                tokens_spend(account=account, output_type="ai_video", quantity=20, event_id="gala",
+                usage_record(account=account, output_type="ai_video", quantity=20, event_id="gala",
                              idempotency_key="too-big")
         assert auto_top_ups(account).count() == 1
         assert token_balance(account) == 150
@@ -117,7 +118,7 @@ class TestAutoTopUp:
             pk=account.token_settings.auto_top_up_package_id).update(is_active=False)
         spend(account, "ai_image", 25, now=NOW)
         assert not auto_top_ups(account).exists()
-        assert Charge.objects.count() == 0
+        assert charges().count() == 0
         assert "can no longer be bought" in TokenSettings.objects.get(account=account).auto_top_up_failure
 
     def test_a_limit_of_one_allows_one_top_up_a_month(self, account, alice_card):
@@ -127,12 +128,12 @@ class TestAutoTopUp:
         assert auto_top_ups(account).count() == 1
 
     def test_a_declined_card_switches_it_off_keeps_the_usage_and_emails_once(self, account, alice, committed):
-        add_card(account, DECLINED)
+        add_card(account, DECLINES_CHARGES)
 
-        answer = committed(spend, account, "ai_image", 25, now=NOW)
+        answer = spend(account, "ai_image", 25, now=NOW)
 
         assert answer.body["balance"] == 25  # the usage stands
-        assert not TopUp.objects.exists() and not Charge.objects.exists() and not Invoice.objects.exists()
+        assert not TopUp.objects.exists() and not charges().exists() and not Invoice.objects.exists()
         prefs = TokenSettings.objects.get(account=account)
         assert (prefs.auto_top_up, prefs.auto_top_up_failure) == (False, "Your card was declined.")
         assert emails() == [SWITCHED_OFF]
@@ -142,12 +143,12 @@ class TestAutoTopUp:
         body = text(logged_in(alice).get("/billing/invoices/"))
         assert 'data-banner="auto-top-up-off">Auto top-up is off: Your card was declined.' in body
 
-        committed(spend, account, "ai_image", 20, now=NOW)  # 5: off now, so no second attempt
+        spend(account, "ai_image", 20, now=NOW)  # 5: off now, so no second attempt
         assert emails() == [SWITCHED_OFF, LOW]
-        assert not Charge.objects.exists()
+        assert not charges().exists()
 
     def test_without_a_card_it_switches_off_too(self, account, committed):
-        committed(spend, account, "ai_image", 25, now=NOW)
+        spend(account, "ai_image", 25, now=NOW)
         prefs = TokenSettings.objects.get(account=account)
         assert (prefs.auto_top_up, prefs.auto_top_up_failure) == (False, "No default card.")
         assert emails() == [SWITCHED_OFF]
@@ -155,13 +156,13 @@ class TestAutoTopUp:
     def test_a_package_that_can_no_longer_be_bought_switches_it_off_instead_of_failing_the_usage(
             self, account, alice_card, starter, committed):
         TokenPackage.objects.filter(pk=starter.pk).update(price=0)
-        committed(spend, account, "ai_image", 25, now=NOW)
+        spend(account, "ai_image", 25, now=NOW)
         assert token_balance(account) == 25
         prefs = TokenSettings.objects.get(account=account)
         assert (prefs.auto_top_up, prefs.auto_top_up_failure) == (
             False, "The Starter package can no longer be bought.")
         assert emails() == [SWITCHED_OFF]
-        assert not Charge.objects.exists()
+        assert not charges().exists()
 
     def test_free_usage_never_triggers_it(self, account, alice_card):
         spend(account, "photo", 10_000, now=NOW)
@@ -175,18 +176,18 @@ class TestLowBalanceEmail:
         return alice.account
 
     def test_one_email_per_crossing(self, account, alice, alice_card, packages, committed):
-        committed(spend, account, "ai_image", 25)  # 25
+        spend(account, "ai_image", 25)  # 25
         assert emails() == []
-        committed(spend, account, "ai_image", 10)  # 15: below 20
+        spend(account, "ai_image", 10)  # 15: below 20
         assert emails() == [LOW]
         assert "Alice Events has 15 tokens left (your alert is set at 20)." in mail.outbox[0].body
-        committed(spend, account, "ai_image", 5)  # 10: still the same dip
-        committed(spend, account, "ai_image", 10)  # 0
+        spend(account, "ai_image", 5)  # 10: still the same dip
+        spend(account, "ai_image", 10)  # 0
         assert emails() == [LOW]
 
         committed(tokens_top_up, account=account, package=packages[0], token="back-up")  # 100: the dip is over
         assert emails() == [LOW]
-        committed(spend, account, "ai_image", 81)  # 19: a new crossing
+        spend(account, "ai_image", 81)  # 19: a new crossing
         assert emails() == [LOW, LOW]
         assert mail.outbox[1].to == [alice.email]
 
@@ -194,14 +195,14 @@ class TestLowBalanceEmail:
         committed(tokens_adjust, account=account, amount=-35, reason="Correction", user=None)  # 15
         assert emails() == [LOW]
         committed(tokens_adjust, account=account, amount=100, reason="Goodwill", user=None)  # 115: over
-        committed(spend, account, "ai_image", 100)  # 15: a new crossing
+        spend(account, "ai_image", 100)  # 15: a new crossing
         assert emails() == [LOW, LOW]
 
     def test_no_email_when_an_auto_top_up_lifts_the_balance_in_the_same_debit(self, account, alice_card, packages,
                                                                             committed):
         TokenSettings.objects.create(account=account, auto_top_up=True, auto_top_up_threshold=30,
                                      auto_top_up_package=packages[0])
-        committed(spend, account, "ai_image", 40)  # 10, then +100 = 110
+        spend(account, "ai_image", 40)  # 10, then +100 = 110
         assert token_balance(account) == 110
         assert emails() == []
 
@@ -211,13 +212,13 @@ class TestLowBalanceEmail:
         # balance, and the account must hear about this dip once.
         TokenSettings.objects.create(account=account, low_balance_threshold=500, auto_top_up=True,
                                      auto_top_up_threshold=30, auto_top_up_package=packages[0])
-        committed(spend, account, "ai_image", 25)  # 25 -> +100 = 125, below 500
+        spend(account, "ai_image", 25)  # 25 -> +100 = 125, below 500
         assert token_balance(account) == 125
         assert emails() == [LOW]
 
     def test_nothing_is_sent_when_the_debit_is_refused(self, account, committed):
         with pytest.raises(InsufficientTokens):
-            committed(tokens_spend, account=account, output_type="ai_video", quantity=6, event_id="x",
+            committed(usage_record, account=account, output_type="ai_video", quantity=6, event_id="x",
                       idempotency_key="too-much")
         assert token_balance(account) == 50
         assert emails() == []

@@ -6,10 +6,10 @@ from decimal import Decimal
 import pytest
 
 from invoices.models import Invoice
-from payments.models import Charge, CreditEntry
+from payments.models import CreditEntry
 from pictor_billing.form_tokens import form_token_new
-from tests.conftest import DECLINED, add_card, logged_in
-from tests.helpers import HTMX, TOP_UP_URL, books, post, text, token_balance_shown
+from tests.conftest import DECLINES_CHARGES, add_card, logged_in
+from tests.helpers import HTMX, TOP_UP_URL, books, charges, post, summary_figure, text, token_balance_shown
 from tests.tokens.conftest import spend
 from tokens.models import TokenEntry, TopUp
 from tokens.services import event_estimate, token_balance, tokens_adjust, tokens_grant_signup
@@ -35,8 +35,17 @@ def estimator_token(client) -> str:
     return re.search(r'name="token" value="([^"]+)"', text(response)).group(1)
 
 
-def buy(client, token=None, *, htmx=False, **data):
-    return post(client, URL, {**data, "token": token or estimator_token(client)}, htmx=htmx)
+def shown(client, data) -> str:
+    """The digest of the top-up the estimate shows for these inputs ("" when it offers none)."""
+    match = re.search(r'name="quote" value="([^"]*)"', text(post(client, RESULT_URL, data, htmx=True)))
+    return match.group(1) if match else ""
+
+
+def buy(client, token=None, *, htmx=False, quote=None, **data):
+    """Press the estimate's pay button for these inputs: with the digest of what it shows now,
+    unless the test gives the one it saw earlier."""
+    quote = shown(client, data) if quote is None else quote
+    return post(client, URL, {**data, "token": token or estimator_token(client), "quote": quote}, htmx=htmx)
 
 
 @pytest.fixture
@@ -62,10 +71,11 @@ class TestFigures:
         # ($205.00), 5 Standard ($225.00) and Event Pro ($350.00).
         response = alice_client.get(RESULT_URL, inputs(ai_image=2, ai_video=1), headers=HTMX)
         body = text(response)
-        assert "4 × Starter: 100 tokens" in body and "2 × Large: 1,000 tokens" in body
-        assert figure(response, "total_due") == "200.00"
+        assert "Starter: 100 tokens <small>(4 × $10.00)</small>" in body
+        assert "Large: 1,000 tokens <small>(2 × $80.00)</small>" in body
+        assert summary_figure(response) == D("200.00")
         assert figure(response, "top_up_tokens") == "2400"
-        assert "Top up 2400 tokens for $200.00" in body
+        assert "Pay $200.00 with Visa ending 4242" in body
         assert "your balance becomes 2450" in body
 
     def test_a_large_shortfall_is_bought_mostly_as_event_pro(self, account):
@@ -79,9 +89,9 @@ class TestFigures:
         CreditEntry.objects.create(account=account, kind=CreditEntry.ADMIN_CREDIT, amount=D("15.00"))
         # Short by 150: Starter + Starter ($20) is cheaper than Standard ($45); $15 credit leaves $5.00.
         response = alice_client.get(RESULT_URL, inputs(guests=100, ai_image=2), headers=HTMX)
-        assert "2 × Starter: 100 tokens" in text(response)
+        assert "Starter: 100 tokens <small>(2 × $10.00)</small>" in text(response)
         assert "Credit balance applied" in text(response)
-        assert figure(response, "total_due") == "5.00"
+        assert summary_figure(response) == D("5.00")
 
     def test_a_balance_that_covers_the_event_needs_no_top_up(self, account, alice_client):
         response = alice_client.get(RESULT_URL, inputs(guests=50, ai_image=1), headers=HTMX)
@@ -92,8 +102,8 @@ class TestFigures:
 
     def test_without_a_card_it_says_to_add_one_instead_of_offering_the_button(self, account, alice_client):
         body = text(alice_client.get(RESULT_URL, inputs(ai_image=2), headers=HTMX))
-        assert "You have no default card." in body
-        assert 'type="submit">Top up' not in body
+        assert "You have no default card, so nothing can be charged." in body
+        assert "Pay $" not in body
 
     def test_a_teammate_sees_the_same_estimate_and_charlie_his_own_balance(self, account, bob, charlie):
         assert figure(logged_in(bob).get(RESULT_URL, inputs(ai_image=1), headers=HTMX), "balance") == "50"
@@ -131,7 +141,7 @@ class TestWhereItOpens:
     def test_as_htmx_it_is_a_dialog_that_updates_live(self, account, alice_client):
         body = text(alice_client.get(URL, headers=HTMX))
         assert body.lstrip().startswith('<dialog class="modal modal-wide" aria-labelledby="estimate-title">')
-        assert f'hx-get="{RESULT_URL}"' in body
+        assert f'hx-post="{RESULT_URL}"' in body
         assert 'hx-trigger="input from:closest form delay:250ms"' in body
         assert '<div class="summary-live" aria-live="polite">' in body
 
@@ -151,7 +161,7 @@ class TestWhereItOpens:
 
 class TestTopUpTheMix:
     def test_it_buys_the_whole_mix_in_one_purchase_with_one_invoice(self, account, alice_client, alice_card):
-        before_charges = Charge.objects.count()
+        before_charges = charges().count()
         response = buy(alice_client, **inputs(ai_image=2, ai_video=1))
         assert response.status_code == 302 and response["Location"] == "/billing/tokens/"
 
@@ -163,14 +173,14 @@ class TestTopUpTheMix:
         assert [(line.description, line.quantity, line.amount) for line in invoice.lines.all()] == [
             ("Starter: 100 tokens", 4, D("40.00")), ("Large: 1,000 tokens", 2, D("160.00"))]
         assert invoice.total == D("200.00")
-        assert Charge.objects.count() == before_charges + 1
-        assert Charge.objects.get().amount == D("200.00")
+        assert charges().count() == before_charges + 1
+        assert charges().get().amount == D("200.00")
         entry = TokenEntry.objects.get(kind=TokenEntry.TOP_UP)
         assert (entry.amount, entry.invoice) == (2400, invoice)
         assert token_balance(account) == 2450
         page = alice_client.get("/billing/tokens/")
-        assert f"2,400 tokens added (4 × Starter, 2 × Large). Invoice {invoice.number} is on the Invoices tab." in (
-            text(page))
+        assert (f"2,400 tokens added. $200.00 charged to Visa ending 4242. Invoice {invoice.number} is on the "
+                "Invoices tab.") in text(page)
         assert token_balance_shown(alice_client) == 2450
 
     def test_as_htmx_it_sends_the_page_to_where_the_top_up_modal_was_opened(self, account, alice_client, alice_card):
@@ -185,7 +195,7 @@ class TestTopUpTheMix:
         first = buy(alice_client, token, htmx=htmx, **inputs(ai_image=2, ai_video=1))
         second = buy(alice_client, token, htmx=htmx, **inputs(ai_image=2, ai_video=1))
         assert first.status_code == second.status_code
-        assert (TopUp.objects.count(), Invoice.objects.count(), Charge.objects.count()) == (1, 1, 1)
+        assert (TopUp.objects.count(), Invoice.objects.count(), charges().count()) == (1, 1, 1)
         assert token_balance(account) == 2450
         number = Invoice.objects.get().number
         assert f"This top-up was already completed (invoice {number}). Nothing more was charged." in text(
@@ -198,23 +208,26 @@ class TestTopUpTheMix:
         tokens_adjust(account=account, amount=300, reason="Goodwill", user=None)
         buy(alice_client, token, **inputs(ai_image=2))
         assert TopUp.objects.get().tokens == 100  # now short by 50 only
-        assert Charge.objects.get().amount == D("10.00")
+        assert charges().get().amount == D("10.00")
 
     def test_a_total_that_changed_since_the_button_was_drawn_is_shown_again_not_charged(
             self, account, alice_client, alice_card):
         token = estimator_token(alice_client)
-        # The button was drawn when the top-up cost $10.00; booths have spent tokens since and the
-        # same event now needs Starter × 4 ($40.00).
-        response = buy(alice_client, token, expected_total="10.00", **inputs(ai_image=2))
+        # The button was drawn when the top-up cost $10.00 (350 of 400 tokens on hand); booths have
+        # spent 300 since and the same event now needs Starter × 4 ($40.00).
+        tokens_adjust(account=account, amount=300, reason="Goodwill", user=None)
+        seen = shown(alice_client, inputs(ai_image=2))
+        spend(account, "ai_image", 300)
+        response = buy(alice_client, token, quote=seen, **inputs(ai_image=2))
         assert response.status_code == 409
         assert "The estimate changed since you saw it: the top-up now costs $40.00. Nothing was charged." in (
             text(response))
-        assert TopUp.objects.count() == 0 and Charge.objects.count() == 0
+        assert TopUp.objects.count() == 0 and charges().count() == 0
 
     def test_the_total_shown_on_the_button_is_what_is_charged(self, account, alice_client, alice_card):
-        response = buy(alice_client, expected_total="40.00", **inputs(ai_image=2))  # short by 350: Starter × 4
+        response = buy(alice_client, **inputs(ai_image=2))  # short by 350: Starter × 4, $40.00 on the button
         assert response.status_code == 302
-        assert Charge.objects.get().amount == D("40.00")
+        assert charges().get().amount == D("40.00")
 
     @pytest.mark.parametrize("extra", [{"package": "1"}, {"count": "9"}, {"total_due": "0.01"}, {"price": "1"},
                                        {"tokens": "100000"}])
@@ -257,7 +270,7 @@ class TestTopUpTheMix:
         assert books() == before
 
     def test_a_declined_card_changes_nothing(self, account, alice_client):
-        add_card(account, DECLINED)
+        add_card(account, DECLINES_CHARGES)
         before = books()
         response = buy(alice_client, htmx=True, **inputs(ai_image=2))
         assert response.status_code == 402

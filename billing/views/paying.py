@@ -1,0 +1,104 @@
+"""What every modal that takes money shares: the pay button, and confirming a payment in the browser.
+
+The pay button names the amount and the card ("Pay $297.00 with Visa ending 4242") and carries
+the signed digest of the order on screen; while a payment of the same kind is being confirmed
+with the processor the owner sees that instead of a second Pay button. A card that needs the
+cardholder's authentication sends the owner to the confirm page (the sandbox's stand-in for
+3-D Secure), after which the payment goes on exactly where it stopped.
+"""
+
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+from django_htmx.http import HttpResponseClientRedirect
+
+from accounts.decorators import account_required
+from billing.checkout import OrderChanged, PaymentNeedsAction, PaymentPending, checkout_continue
+from licenses.models import Purchase
+from payments.models import PaymentAttempt
+from payments.services import PaymentDeclined, attempt_refresh, attempts_unsettled, default_card, get_gateway
+from pictor_billing import clock
+from pictor_billing.form_tokens import quote_digest
+from pictor_billing.money import format_usd
+from tokens.models import TopUp
+
+
+def pay_context(request, quote, *, salt: str, purpose: str, next_url: str) -> dict:
+    """The pay area's figures: the card, the digest of the quote on screen, a payment being confirmed.
+
+    `next_url` is where "Add a card" brings the owner back to.
+    """
+    card = default_card(request.account)
+    unsettled = [attempt for attempt in attempts_unsettled(request.account, (purpose,))
+                 if attempt.status == PaymentAttempt.UNKNOWN]
+    return {
+        "card": card, "card_expired": card is not None and card.is_expired(clock.today(request.account)),
+        "digest": quote_digest(quote, account_id=request.account.pk, salt=salt) if quote is not None else "",
+        "being_confirmed": unsettled[0] if unsettled else None, "pay_next": next_url,
+    }
+
+
+def to_confirm_page(request, attempt: PaymentAttempt):
+    """Send the owner to confirm this payment in the browser."""
+    url = reverse("billing:payment_confirm", args=[attempt.pk])
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+def paid_message(recorded, attempt: PaymentAttempt | None) -> str:
+    """What the owner is told once a purchase or top-up is complete: what, how much, on which card."""
+    invoice = recorded.invoice
+    if invoice.total and attempt is not None and attempt.card is not None:
+        paid = f"{format_usd(invoice.total)} charged to {attempt.card.label}."
+    elif invoice.total:
+        paid = f"{format_usd(invoice.total)} charged."
+    else:
+        paid = "Nothing to pay: credit covered it."
+    what = (f"Purchase complete: {invoice.description}." if isinstance(recorded, Purchase)
+            else f"{recorded.tokens:,} tokens added.")
+    return f"{what} {paid} Invoice {invoice.number} is on the Invoices tab."
+
+
+def _landing(recorded) -> str:
+    return reverse("licenses:list") if isinstance(recorded, Purchase) else reverse("tokens:activity")
+
+
+@require_http_methods(["GET", "POST"])
+@account_required
+def payment_confirm(request, pk):
+    """Confirm a payment the card's bank wants authenticated (the sandbox's stand-in for 3-D Secure)."""
+    attempt = get_object_or_404(PaymentAttempt.objects.select_related("card"), pk=pk, account=request.account)
+    processor = get_gateway()
+    if not hasattr(processor, "authenticate"):
+        raise Http404("This processor confirms payments on its own page.")
+    if request.method == "POST" and attempt.status == PaymentAttempt.REQUIRES_ACTION:
+        if request.POST.get("action") not in ("approve", "fail"):
+            return TemplateResponse(request, "billing/payment_confirm.html", {"attempt": attempt}, status=400)
+        processor.authenticate(processor_ref=attempt.processor_ref, approve=request.POST["action"] == "approve")
+        attempt = attempt_refresh(attempt)
+        try:
+            recorded = checkout_continue(attempt)
+        except PaymentDeclined as declined:
+            messages.error(request, f"{declined.reason} Nothing was charged.")
+            return redirect("licenses:list" if attempt.purpose == PaymentAttempt.PURCHASE else "tokens:activity")
+        except OrderChanged:
+            messages.error(request, "The order changed while you were confirming, so nothing was charged. "
+                                    "Review it and try again.")
+            return redirect("licenses:list" if attempt.purpose == PaymentAttempt.PURCHASE else "tokens:activity")
+        except (PaymentPending, PaymentNeedsAction):
+            messages.info(request, "Your payment is being confirmed; nothing more will be charged.")
+            return redirect("licenses:list")
+        messages.success(request, paid_message(recorded, attempt))
+        return redirect(_landing(recorded))
+    if attempt.status != PaymentAttempt.REQUIRES_ACTION:
+        # Confirmed already (a second tab, the back button): say how it stands instead of asking again.
+        recorded = (Purchase.objects.filter(invoice=attempt.invoice).first()
+                    or TopUp.objects.filter(invoice=attempt.invoice).first()) if attempt.invoice_id else None
+        if recorded is not None:
+            messages.info(request, f"This payment is already confirmed. {paid_message(recorded, attempt)}")
+            return redirect(_landing(recorded))
+        return TemplateResponse(request, "billing/payment_confirm.html", {"attempt": attempt, "settled": True},
+                                status=409)
+    return TemplateResponse(request, "billing/payment_confirm.html", {"attempt": attempt})
