@@ -1,6 +1,10 @@
-"""Account writes: the account lock every money path takes first."""
+"""Account writes: the account lock every money path takes first, and the billing details."""
+
+from django.db import transaction
 
 from accounts.models import Account
+
+BILLING_DETAIL_FIELDS = ("name", "address_line1", "address_line2", "city", "postal_code", "country", "vat_id")
 
 
 def account_lock(account: Account) -> Account:
@@ -10,3 +14,21 @@ def account_lock(account: Account) -> Account:
     credit, tokens, cards) takes this lock first, so they serialize per account.
     """
     return Account.objects.select_for_update().get(pk=account.pk)
+
+
+@transaction.atomic
+def billing_details_update(*, account: Account, **details: str) -> Account:
+    """Save the billing name and address printed on invoices issued from now on.
+
+    Under the account lock, and only these fields: a form built from a copy of the account
+    read earlier must never write back the rest of the row (the monthly anchor a purchase has
+    just set, say).
+    """
+    unknown = set(details) - set(BILLING_DETAIL_FIELDS)
+    if unknown:
+        raise ValueError(f"not billing details: {sorted(unknown)}")
+    locked = account_lock(account)
+    for name, value in details.items():
+        setattr(locked, name, value)
+    locked.save(update_fields=list(details))
+    return locked

@@ -4,20 +4,33 @@ from django import forms
 from django.contrib import admin
 
 from licenses.models import PERIOD_CHOICES, TIER_CHOICES, Coupon, EventLease, Feature, License, PriceListEntry, Purchase
+from pictor_billing import clock
 from pictor_billing.admin import ReadOnlyAdmin
 
 
 @admin.register(PriceListEntry)
 class PriceListEntryAdmin(admin.ModelAdmin):
-    list_display = ["tier", "period", "unit_price", "effective_from"]
+    """Effective-dated prices: a new entry replaces a price from its date on. An entry already in force
+    is history (purchases were priced by it): it can be neither edited nor deleted; one still to come can."""
+
+    list_display = ["tier", "period", "unit_price", "effective_from", "in_force"]
     list_filter = ["tier", "period"]
     date_hierarchy = "effective_from"
+    actions = None  # no bulk delete: each entry is judged on its own date
+
+    @admin.display(boolean=True, description="in force")
+    def in_force(self, entry):
+        return entry.effective_from <= clock.today()
 
     def get_readonly_fields(self, request, obj=None):
-        # A price already in force is history: add a new entry with a later date instead.
-        if obj is not None:
+        if obj is not None and obj.effective_from <= clock.today():
             return ["tier", "period", "unit_price", "effective_from"]
         return []
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.effective_from <= clock.today():
+            return False
+        return super().has_delete_permission(request, obj)
 
 
 @admin.register(Feature)
@@ -51,18 +64,17 @@ class CouponAdmin(admin.ModelAdmin):
 
 
 @admin.register(License)
-class LicenseAdmin(admin.ModelAdmin):
+class LicenseAdmin(ReadOnlyAdmin):
+    """Read-only: a license's state, dates and price change only through the billing services (and,
+    for support, through the support actions), never by editing or deleting its row."""
+
     list_display = ["id", "account", "tier", "period", "status", "cancel_at_period_end", "period_end", "purchased_on"]
     list_filter = ["status", "tier", "period", "cancel_at_period_end"]
     search_fields = ["account__name", "=id"]
     list_select_related = ["account"]
-    raw_id_fields = ["account", "purchase"]
-    # Money-bearing fields change only through the billing services.
-    readonly_fields = ["account", "purchase", "tier", "period", "purchased_on", "period_start", "period_end",
-                       "list_price", "discount_rate", "cancelled_at", "created_at"]
-
-    def has_add_permission(self, request):
-        return False
+    fields = ["account", "purchase", "tier", "period", "status", "cancel_at_period_end", "cancelled_at",
+              "purchased_on", "period_start", "period_end", "list_price", "discount_rate", "created_at"]
+    readonly_fields = fields
 
 
 @admin.register(Purchase)

@@ -5,6 +5,7 @@ import datetime
 from django import forms
 
 from accounts.models import Account
+from accounts.services import BILLING_DETAIL_FIELDS
 
 
 class UnfilledTextInput(forms.TextInput):
@@ -43,4 +44,4 @@ class BillingDetailsForm(forms.ModelForm):
 
     class Meta:
         model = Account
-        fields = ["name", "address_line1", "address_line2", "city", "postal_code", "country", "vat_id"]
+        fields = list(BILLING_DETAIL_FIELDS)

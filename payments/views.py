@@ -6,6 +6,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.decorators import account_required
+from accounts.services import BILLING_DETAIL_FIELDS, billing_details_update
 from payments.forms import BillingDetailsForm, CardForm
 from payments.gateway import CardError
 from payments.models import Card
@@ -81,7 +82,8 @@ def billing_details_view(request):
     """Save the billing name and address used on invoices issued from now on."""
     form = BillingDetailsForm(request.POST, instance=request.account)
     if form.is_valid():
-        form.save()
+        billing_details_update(account=request.account,
+                               **{name: form.cleaned_data[name] for name in BILLING_DETAIL_FIELDS})
         messages.success(request, "Billing details saved. New invoices will use them.")
         if not request.htmx:
             return redirect("payments:tab")
