@@ -16,6 +16,11 @@ def account_lock(account: Account) -> Account:
     return Account.objects.select_for_update().get(pk=account.pk)
 
 
+def account_lock_by_id(account_id: int) -> Account:
+    """`account_lock` for an account known by its id (a payment attempt's), without reading it first."""
+    return Account.objects.select_for_update().get(pk=account_id)
+
+
 @transaction.atomic
 def billing_details_update(*, account: Account, **details: str) -> Account:
     """Save the billing name and address printed on invoices issued from now on.

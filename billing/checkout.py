@@ -19,6 +19,7 @@ racing over one attempt end in one order and one capture.
 import logging
 from collections.abc import Callable
 
+from invoices.models import Invoice
 from payments.models import PaymentAttempt
 from payments.services import PaymentDeclined, attempt_cancel, attempt_capture, attempt_send
 
@@ -93,6 +94,8 @@ def checkout_continue(attempt: PaymentAttempt):
             # The hold was lost before capture (it expired): the order stands, its invoice stays
             # open, and support sees the failed attempt.
             log.error("attempt %s: capture refused after the order was recorded", attempt.pk)
+        if attempt.status == PaymentAttempt.SUCCEEDED:
+            recorded.invoice.status = Invoice.PAID  # as attempt_record has just recorded it
     return recorded
 
 

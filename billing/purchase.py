@@ -11,10 +11,10 @@ import datetime
 from django.db import transaction
 
 from accounts.models import Account, User
-from accounts.services import account_lock
+from accounts.services import account_lock, account_lock_by_id
 from billing.checkout import OrderChanged, PaymentNeedsAction, PaymentPending, checkout_run, settler
 from invoices.models import Invoice
-from invoices.services import invoice_issue
+from invoices.services import issuing_invoice
 from licenses.models import Coupon, CouponRedemption, Purchase
 from licenses.services import licenses_create, purchase_quote
 from payments.models import CreditEntry, PaymentAttempt
@@ -89,7 +89,7 @@ def purchase_settle(attempt: PaymentAttempt) -> Purchase:
     """
     order = attempt.order
     with transaction.atomic():
-        account = account_lock(attempt.account)
+        account = account_lock_by_id(attempt.account_id)
         attempt = PaymentAttempt.objects.select_for_update().get(pk=attempt.pk)
         if attempt.order_recorded_at is not None:
             return Purchase.objects.select_related("invoice").get(token=order["token"], account=account)
@@ -107,35 +107,34 @@ def _record(account: Account, quote: pricing.Quote, coupon: Coupon | None, *, us
             attempt: PaymentAttempt | None = None) -> Purchase:
     """Write the purchase: invoice, purchase, licenses, credit, coupon redemption, anchor.
 
-    Inside the caller's transaction, with the account (and coupon) locked. The invoice is
-    issued first and the rest are a handful of inserts, so the year's invoice number is locked
-    only for as long as they take; no processor call happens here.
+    The last writes of the caller's transaction, with the account (and coupon) locked: the
+    invoice takes its number as they end, so the year's number is locked only until the commit
+    that follows. No processor call happens here.
     """
     now = clock.now(account)
     today = now.date()
-    description = purchase_description(quote)
     paid = attempt is None  # nothing to charge: paid by credit or coupon
-    invoice = invoice_issue(
-        account=account, kind=Invoice.PURCHASE, description=description, lines=quote.lines,
+    with issuing_invoice(
+        account=account, kind=Invoice.PURCHASE, description=purchase_description(quote), lines=quote.lines,
         subtotal=quote.charged_base, discount_total=quote.volume_discount + quote.coupon_discount,
         credit_applied=quote.credit_applied, total=quote.total_due,
         status=Invoice.PAID if paid else Invoice.OPEN, issued_on=today,
         status_reason="Issued; nothing to charge" if paid else "Issued; the card is authorized",
         attempt_id=attempt.pk if attempt else None,
-    )
-    purchase = Purchase.objects.create(
-        account=account, user_id=user_id, token=token, tier=quote.tier, period=quote.period,
-        quantity=quote.quantity, coupon=coupon if quote.coupon_applied else None, total_due=quote.total_due,
-        invoice=invoice, created_at=now,
-    )
-    licenses_create(account=account, purchase=purchase, quote=quote, today=today)
-    _credit_record(account, quote, invoice, now)
-    if quote.coupon_applied:
-        CouponRedemption.objects.create(coupon=coupon, account=account, purchase=purchase, created_at=now)
-    if quote.period == pricing.MONTHLY and account.monthly_anchor_day is None:
-        Account.objects.filter(pk=account.pk).update(monthly_anchor_day=quote.anchor_day)
-    if attempt is not None:
-        PaymentAttempt.objects.filter(pk=attempt.pk).update(invoice=invoice, order_recorded_at=now)
+    ) as invoice:
+        purchase = Purchase.objects.create(
+            account=account, user_id=user_id, token=token, tier=quote.tier, period=quote.period,
+            quantity=quote.quantity, coupon=coupon if quote.coupon_applied else None, total_due=quote.total_due,
+            invoice=invoice, created_at=now,
+        )
+        licenses_create(account=account, purchase=purchase, quote=quote, today=today)
+        _credit_record(account, quote, invoice, now)
+        if quote.coupon_applied:
+            CouponRedemption.objects.create(coupon=coupon, account=account, purchase=purchase, created_at=now)
+        if quote.period == pricing.MONTHLY and account.monthly_anchor_day is None:
+            Account.objects.filter(pk=account.pk).update(monthly_anchor_day=quote.anchor_day)
+        if attempt is not None:
+            PaymentAttempt.objects.filter(pk=attempt.pk).update(invoice=invoice, order_recorded_at=now)
     return purchase
 
 
@@ -148,5 +147,5 @@ def _credit_record(account: Account, quote: pricing.Quote, invoice: Invoice, now
                                    created_at=now))
     if quote.credit_applied:
         entries.append(CreditEntry(account=account, kind=CreditEntry.APPLIED, amount=-quote.credit_applied,
-                                   invoice=invoice, note=f"Applied to {invoice.number}", created_at=now))
+                                   invoice=invoice, note="Applied to this purchase", created_at=now))
     CreditEntry.objects.bulk_create(entries)

@@ -18,10 +18,10 @@ from django.db import transaction
 from django.tasks import task
 
 from accounts.models import Account
-from accounts.services import account_lock
+from accounts.services import account_lock, account_lock_by_id
 from billing.checkout import OrderChanged, PaymentNeedsAction, PaymentPending, checkout_run, settler
 from invoices.models import Invoice
-from invoices.services import invoice_issue
+from invoices.services import issuing_invoice
 from payments.models import CreditEntry, PaymentAttempt
 from payments.services import NoDefaultCard, PaymentDeclined, attempt_begin, attempts_unsettled, chargeable_card
 from pictor_billing import clock, pricing
@@ -97,7 +97,7 @@ def top_up_settle(attempt: PaymentAttempt) -> TopUp:
     """Record the top-up an authorized attempt pays for, if its quote is still the one authorized."""
     order = attempt.order
     with transaction.atomic():
-        account = account_lock(attempt.account)
+        account = account_lock_by_id(attempt.account_id)
         attempt = PaymentAttempt.objects.select_for_update().get(pk=attempt.pk)
         if attempt.order_recorded_at is not None:
             return TopUp.objects.select_related("invoice").get(token=order["token"], account=account)
@@ -118,28 +118,30 @@ def _record(account: Account, quote: pricing.TopUpQuote, order: dict, *,
     now = clock.now(account)
     automatic = order["automatic"]
     paid = attempt is None
-    invoice = invoice_issue(
+    items = order["items"]
+    single = items[0][0] if len(items) == 1 and items[0][1] == 1 else None
+    prefs = token_settings(account)
+    # The invoice takes its number as this block ends, the last writes before the caller commits.
+    with issuing_invoice(
         account=account, kind=Invoice.TOP_UP, description=top_up_description(quote, automatic=automatic),
         lines=quote.lines, subtotal=quote.list_subtotal, discount_total=ZERO, credit_applied=quote.credit_applied,
         total=quote.total_due, status=Invoice.PAID if paid else Invoice.OPEN, issued_on=now.date(),
         status_reason="Issued; nothing to charge" if paid else "Issued; the card is authorized",
         attempt_id=attempt.pk if attempt else None,
-    )
-    if quote.credit_applied:
-        CreditEntry.objects.create(account=account, kind=CreditEntry.APPLIED, amount=-quote.credit_applied,
-                                   invoice=invoice, note=f"Applied to {invoice.number}", created_at=now)
-    entry = ledger_add(account=account, kind=TokenEntry.AUTO_TOP_UP if automatic else TokenEntry.TOP_UP,
-                       amount=quote.tokens, invoice=invoice, note=quote.package_name, created_at=now)
-    items = order["items"]
-    single = items[0][0] if len(items) == 1 and items[0][1] == 1 else None
-    prefs = token_settings(account)
-    low_balance_check(account, prefs, entry.balance_after)
-    if automatic:
-        TokenSettings.objects.filter(pk=prefs.pk).update(auto_top_up_pending_since=None)
-    if attempt is not None:
-        PaymentAttempt.objects.filter(pk=attempt.pk).update(invoice=invoice, order_recorded_at=now)
-    return TopUp.objects.create(account=account, package_id=single, automatic=automatic, tokens=quote.tokens,
-                                token=order["token"], invoice=invoice, created_at=now)
+    ) as invoice:
+        if quote.credit_applied:
+            CreditEntry.objects.create(account=account, kind=CreditEntry.APPLIED, amount=-quote.credit_applied,
+                                       invoice=invoice, note="Applied to this top-up", created_at=now)
+        entry = ledger_add(account=account, kind=TokenEntry.AUTO_TOP_UP if automatic else TokenEntry.TOP_UP,
+                           amount=quote.tokens, invoice=invoice, note=quote.package_name, created_at=now)
+        low_balance_check(account, prefs, entry.balance_after)
+        if automatic:
+            TokenSettings.objects.filter(pk=prefs.pk).update(auto_top_up_pending_since=None)
+        if attempt is not None:
+            PaymentAttempt.objects.filter(pk=attempt.pk).update(invoice=invoice, order_recorded_at=now)
+        top_up = TopUp.objects.create(account=account, package_id=single, automatic=automatic,
+                                      tokens=quote.tokens, token=order["token"], invoice=invoice, created_at=now)
+    return top_up
 
 
 # --- auto top-up ------------------------------------------------------------------------------------

@@ -11,17 +11,26 @@ class ImmutableError(Exception):
     """Raised on any attempt to change or delete an issued invoice or its lines."""
 
 
-class ImmutableQuerySet(models.QuerySet):
-    # Bulk paths skip save() and delete(), so they are closed too.
+class AppendOnlyQuerySet(models.QuerySet):
+    """Rows that are only ever added: bulk paths skip save() and delete(), so they are closed too."""
+
     def update(self, **kwargs):
-        raise ImmutableError("issued invoices never change; issue a credit note instead")
+        raise ImmutableError("issued invoices and their history never change; issue a credit note instead")
 
     def delete(self):
-        raise ImmutableError("issued invoices are never deleted")
+        raise ImmutableError("issued invoices and their history are never deleted")
+
+
+class ImmutableQuerySet(AppendOnlyQuerySet):
+    """Invoices: append-only, but for the two moves the issuing and status services make."""
 
     def _status_move(self, *, from_status: str, to_status: str) -> int:
         """Move the payment status, and nothing else; for invoices.services.invoice_status_set only."""
         return models.QuerySet.update(self.filter(status=from_status), status=to_status)
+
+    def _number(self, *, sequence: int, number: str) -> int:
+        """Give an invoice being issued its number, once; for invoices.services.issuing_invoice only."""
+        return models.QuerySet.update(self.filter(sequence__isnull=True), sequence=sequence, number=number)
 
 
 class InvoiceSequence(models.Model):
@@ -48,9 +57,11 @@ class Invoice(models.Model):
                     (CREDIT_NOTE, "Credit note")]
 
     account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="invoices")
-    number = models.CharField(max_length=20, unique=True)
+    # Numbered as the last step of the transaction that issues it (invoices.services.issuing_invoice),
+    # so the year's sequence is locked only for an instant; never empty once committed.
+    number = models.CharField(max_length=20, unique=True, null=True)  # noqa: DJ001 - unique only once numbered
     year = models.PositiveSmallIntegerField()
-    sequence = models.PositiveIntegerField()
+    sequence = models.PositiveIntegerField(null=True)
     kind = models.CharField(max_length=20, choices=KIND_CHOICES)
     issued_on = models.DateField()
     description = models.CharField(max_length=200)
@@ -147,6 +158,8 @@ class InvoiceStatusChange(models.Model):
     attempt_id = models.BigIntegerField(null=True, blank=True, help_text="The payment attempt, if one moved it.")
     changed_by = models.ForeignKey("accounts.User", on_delete=models.SET_NULL, null=True, blank=True,
                                    related_name="+")
+
+    objects = AppendOnlyQuerySet.as_manager()
 
     class Meta:
         ordering = ["changed_at", "id"]

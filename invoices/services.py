@@ -1,20 +1,21 @@
 """Issuing invoices and credit notes, and moving their payment status.
 
 Numbers are gap-free per year: a number is taken inside the issuing transaction (a rolled-back
-transaction gives it back), and callers issue as the last thing before they commit, so the year's
-sequence row stays locked only for an instant. Buyer and seller are copied onto the document,
+transaction gives it back), as its very last statement (`issuing_invoice`), so the year's sequence
+row stays locked only for an instant. Buyer and seller are copied onto the document,
 which never changes again; only its payment status moves, through `invoice_status_set`, which
 records every change.
 """
 
 import datetime
+from contextlib import contextmanager
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Sum
 
-from invoices.models import ImmutableError, Invoice, InvoiceLine, InvoiceSequence, InvoiceStatusChange
+from invoices.models import Invoice, InvoiceLine, InvoiceSequence, InvoiceStatusChange
 from pictor_billing import clock
 from pictor_billing.money import ZERO
 from pictor_billing.pricing import QuoteLine
@@ -37,20 +38,43 @@ class CreditNoteRefused(Exception):
     """The credit notes against an invoice would add up to more than its total."""
 
 
-def invoice_number_next(*, year: int) -> tuple[int, str]:
-    """Take the next number of the year; the row lock holds until the caller's transaction ends.
+def _number_take(invoice: Invoice) -> None:
+    """Give the invoice the next number of its year, as the last statement before the caller commits.
 
-    A rolled-back transaction gives its number back, so numbers stay gap-free.
+    The year's sequence row stays locked from here to the commit: on PostgreSQL taking the number
+    and writing it onto the invoice is one statement, so that is one round trip. A rolled-back
+    transaction gives its number back, so numbers stay gap-free.
     """
-    InvoiceSequence.objects.get_or_create(year=year)
-    sequence = InvoiceSequence.objects.select_for_update().get(year=year)
-    sequence.last_number += 1
-    sequence.save(update_fields=["last_number"])
-    return sequence.last_number, f"PB-{year}-{sequence.last_number:06d}"
+    year = invoice.year
+    prefix = f"PB-{year}-"
+    sequences = connection.ops.quote_name(InvoiceSequence._meta.db_table)
+    invoices = connection.ops.quote_name(Invoice._meta.db_table)
+    for _ in range(2):
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(
+                    f"WITH taken AS (UPDATE {sequences} SET last_number = last_number + 1 WHERE year = %s "  # noqa: S608
+                    "RETURNING last_number) "
+                    f"UPDATE {invoices} SET sequence = taken.last_number, "
+                    "number = %s || lpad(taken.last_number::text, 6, '0') "
+                    f"FROM taken WHERE {invoices}.id = %s AND {invoices}.sequence IS NULL RETURNING taken.last_number",
+                    [year, prefix, invoice.pk])
+                row = cursor.fetchone()
+            else:
+                cursor.execute(f"UPDATE {sequences} SET last_number = last_number + 1 WHERE year = %s "  # noqa: S608
+                               "RETURNING last_number", [year])
+                row = cursor.fetchone()
+                if row is not None:
+                    Invoice.objects.filter(pk=invoice.pk)._number(sequence=row[0], number=f"{prefix}{row[0]:06d}")
+        if row is not None:
+            invoice.sequence, invoice.number = row[0], f"{prefix}{row[0]:06d}"
+            return
+        InvoiceSequence.objects.get_or_create(year=year)  # the year's first invoice: then take its number
+    raise RuntimeError(f"could not number an invoice of {year}")
 
 
-@transaction.atomic
-def invoice_issue(
+@contextmanager
+def issuing_invoice(
     *,
     account,
     kind: str,
@@ -66,23 +90,26 @@ def invoice_issue(
     refers_to: Invoice | None = None,
     attempt_id: int | None = None,
     user=None,
-) -> Invoice:
-    """Issue an invoice with its lines; the stored figures never change afterwards.
+):
+    """Issue an invoice inside the caller's transaction: its rows now, its number as the block ends.
 
-    The issue is the first entry of its status history. Call it last in the caller's
-    transaction: the year's number stays locked from here until the commit.
+    Inside the block the caller writes what refers to the invoice (the purchase, the credit
+    entries…); the block must end the caller's transaction's work, so the year's number is
+    locked only for the instant between taking it and the commit. The stored figures never
+    change afterwards; the issue is the first entry of its status history.
     """
     if sum((line.amount for line in lines), ZERO) != total:
         raise ValueError("invoice lines must sum to its total")
-    sequence, number = invoice_number_next(year=issued_on.year)
+    if not connection.in_atomic_block:
+        raise RuntimeError("an invoice is issued inside the transaction that records what it bills")
     seller = settings.SELLER
+    now = clock.now(account)
     invoice = Invoice.objects.create(
-        account=account, number=number, year=issued_on.year, sequence=sequence, kind=kind,
-        issued_on=issued_on, description=description[:200], status=status,
-        subtotal=subtotal, discount_total=discount_total, credit_applied=credit_applied, total=total,
+        account=account, year=issued_on.year, kind=kind, issued_on=issued_on, description=description[:200],
+        status=status, subtotal=subtotal, discount_total=discount_total, credit_applied=credit_applied, total=total,
         refers_to=refers_to, buyer_name=account.name, buyer_address="\n".join(account.address_lines),
         buyer_vat_id=account.vat_id, seller_name=seller["name"], seller_address=seller["address"],
-        seller_email=seller["email"], seller_vat_id=seller["vat_id"], created_at=clock.now(account),
+        seller_email=seller["email"], seller_vat_id=seller["vat_id"], created_at=now,
     )
     InvoiceLine.objects.bulk_create(
         InvoiceLine(invoice=invoice, position=position, kind=line.kind, description=line.description[:300],
@@ -90,7 +117,18 @@ def invoice_issue(
         for position, line in enumerate(lines, start=1)
     )
     InvoiceStatusChange.objects.create(invoice=invoice, from_status="", to_status=status, reason=status_reason[:200],
-                                       attempt_id=attempt_id, changed_by=user, changed_at=clock.now(account))
+                                       attempt_id=attempt_id, changed_by=user, changed_at=now)
+    yield invoice
+    _number_take(invoice)
+
+
+def invoice_issue(**document) -> Invoice:
+    """Issue an invoice with its lines, numbered at once (`issuing_invoice` with nothing else to write)."""
+    # Checked before any write, so a refusal leaves the caller's transaction usable.
+    if sum((line.amount for line in document["lines"]), ZERO) != document["total"]:
+        raise ValueError("invoice lines must sum to its total")
+    with transaction.atomic(savepoint=False), issuing_invoice(**document) as invoice:
+        pass
     return invoice
 
 
@@ -100,21 +138,27 @@ def invoice_status_set(*, invoice: Invoice, to_status: str, reason: str, attempt
     """Move an invoice's payment status, and record the move (from, to, when, why, the attempt).
 
     Moving to the status it already has is a no-op (a retried settle step must not fail);
-    any move SPEC does not allow raises InvoiceStatusRefused.
+    any move SPEC does not allow raises InvoiceStatusRefused (in a savepoint: the caller's
+    transaction stays usable). The move itself is one conditional UPDATE from the status the
+    caller's copy shows; only when that copy is stale is the row read again, locked.
     """
-    current = Invoice.objects.select_for_update().select_related("account").get(pk=invoice.pk)
-    if current.status == to_status:
-        return current
-    if (current.status, to_status) not in STATUS_MOVES:
-        raise InvoiceStatusRefused(f"{current.number} is {current.get_status_display().lower()}; "
-                                   f"it cannot become {dict(Invoice.STATUS_CHOICES)[to_status].lower()}.")
-    if not Invoice.objects.filter(pk=current.pk)._status_move(from_status=current.status, to_status=to_status):
-        raise ImmutableError(f"{current.number} changed underneath its row lock")  # cannot happen: locked above
-    InvoiceStatusChange.objects.create(invoice=current, from_status=current.status, to_status=to_status,
+    from_status = invoice.status
+    moved = (from_status, to_status) in STATUS_MOVES and Invoice.objects.filter(pk=invoice.pk)._status_move(
+        from_status=from_status, to_status=to_status)
+    if not moved:
+        current = Invoice.objects.select_for_update().get(pk=invoice.pk)
+        if current.status == to_status:
+            return current
+        if (current.status, to_status) not in STATUS_MOVES:
+            raise InvoiceStatusRefused(f"{current.number} is {current.get_status_display().lower()}; "
+                                       f"it cannot become {dict(Invoice.STATUS_CHOICES)[to_status].lower()}.")
+        from_status = current.status
+        Invoice.objects.filter(pk=invoice.pk)._status_move(from_status=from_status, to_status=to_status)
+    InvoiceStatusChange.objects.create(invoice=invoice, from_status=from_status, to_status=to_status,
                                        reason=reason[:200], attempt_id=attempt_id, changed_by=user,
-                                       changed_at=clock.now(current.account))
-    current.status = to_status
-    return current
+                                       changed_at=clock.now(invoice.account))
+    invoice.status = to_status
+    return invoice
 
 
 def credited_so_far(invoice: Invoice) -> Decimal:

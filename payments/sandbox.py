@@ -26,6 +26,7 @@ card reference encodes how the card behaves, never its number.
 import datetime
 import hashlib
 import json
+import os
 import secrets
 import sqlite3
 import threading
@@ -81,6 +82,13 @@ CREATE TABLE IF NOT EXISTS requests (
 
 
 _SCHEMA_LOCK = threading.Lock()
+_CONNECTIONS = threading.local()
+_WRITE_LOCKS: dict[str, threading.Lock] = {}
+
+
+def _write_lock(path: str) -> threading.Lock:
+    with _SCHEMA_LOCK:
+        return _WRITE_LOCKS.setdefault(path, threading.Lock())
 
 
 class IdempotencyKeyInUse(Exception):
@@ -123,15 +131,20 @@ class SandboxGateway:
     # --- its own books --------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        # Autocommit (isolation_level=None) and a connection per call: nothing of ours can roll it back.
-        connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        connection.row_factory = sqlite3.Row
-        # A read, not a write, on every call: creating the tables (and switching to WAL, so readers
-        # never wait for the writer) happens once per file.
-        if connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'requests'").fetchone() is None:
-            with _SCHEMA_LOCK:
-                connection.execute("PRAGMA journal_mode=WAL")
-                connection.executescript(SCHEMA)
+        """This thread's connection to the sandbox's books (autocommit: nothing of ours can roll it back)."""
+        key = (os.getpid(), self.path)  # a forked worker opens its own
+        connection = getattr(_CONNECTIONS, "by_key", {}).get(key)
+        if connection is None:
+            connection = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            connection.row_factory = sqlite3.Row
+            # WAL: readers never wait for the writer. NORMAL: a commit survives any crash of ours
+            # (only a power cut could lose the last one), without an fsync per payment.
+            connection.execute("PRAGMA synchronous=NORMAL")
+            if connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'requests'").fetchone() is None:
+                with _SCHEMA_LOCK:
+                    connection.execute("PRAGMA journal_mode=WAL")
+                    connection.executescript(SCHEMA)
+            _CONNECTIONS.__dict__.setdefault("by_key", {})[key] = connection
         return connection
 
     def _latency(self) -> None:
@@ -145,6 +158,12 @@ class SandboxGateway:
         self._latency()
         fingerprint = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
         connection = self._connect()
+        # Writers of this process queue on a lock of their own: SQLite's busy handler would have
+        # them sleep and poll (up to 100 ms a try) while one of them holds the file's write lock.
+        with _write_lock(self.path):
+            return self._idempotent_locked(connection, key, fingerprint, action)
+
+    def _idempotent_locked(self, connection, key, fingerprint, action) -> PaymentOutcome:
         try:
             connection.execute("BEGIN IMMEDIATE")
             row = connection.execute("SELECT fingerprint, response FROM requests WHERE idempotency_key = ?",
@@ -163,8 +182,6 @@ class SandboxGateway:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
-        finally:
-            connection.close()
 
     # --- the gateway interface ------------------------------------------------------------------
 
@@ -230,22 +247,23 @@ class SandboxGateway:
     def lookup(self, *, processor_ref: str = "", attempt_id: int | None = None) -> PaymentOutcome | None:
         self._latency()
         connection = self._connect()
-        try:
-            if processor_ref:
-                row = connection.execute("SELECT * FROM payments WHERE id = ?", (processor_ref,)).fetchone()
-            else:
-                row = connection.execute("SELECT * FROM payments WHERE attempt_id = ? ORDER BY created DESC",
-                                         (attempt_id,)).fetchone()
-        finally:
-            connection.close()
+        if processor_ref:
+            row = connection.execute("SELECT * FROM payments WHERE id = ?", (processor_ref,)).fetchone()
+        else:
+            row = connection.execute("SELECT * FROM payments WHERE attempt_id = ? ORDER BY created DESC",
+                                     (attempt_id,)).fetchone()
         return _outcome(row) if row is not None else None
 
     def authenticate(self, *, processor_ref: str, approve: bool) -> PaymentOutcome:
         """The stand-in for 3-D Secure: the cardholder approves (or fails) the payment in the browser."""
         self._latency()
         connection = self._connect()
+        with _write_lock(self.path):
+            return self._authenticate_locked(connection, processor_ref, approve)
+
+    def _authenticate_locked(self, connection, processor_ref: str, approve: bool) -> PaymentOutcome:
+        connection.execute("BEGIN IMMEDIATE")
         try:
-            connection.execute("BEGIN IMMEDIATE")
             payment = _payment(connection, processor_ref)
             if payment["status"] == REQUIRES_ACTION:
                 if approve:
@@ -257,9 +275,10 @@ class SandboxGateway:
                         (FAILED, "authentication_failed", "The payment was not authenticated, so your bank "
                                                           "declined it.", processor_ref))
             connection.execute("COMMIT")
-            return _outcome(_payment(connection, processor_ref))
-        finally:
-            connection.close()
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        return _outcome(_payment(connection, processor_ref))
 
     # --- helpers ---------------------------------------------------------------------------------
 
@@ -294,11 +313,7 @@ class SandboxGateway:
 
     def payments(self) -> list[dict]:
         """Every payment the sandbox holds (for tests and the benchmark's books check)."""
-        connection = self._connect()
-        try:
-            return [dict(row) for row in connection.execute("SELECT * FROM payments ORDER BY created")]
-        finally:
-            connection.close()
+        return [dict(row) for row in self._connect().execute("SELECT * FROM payments ORDER BY created")]
 
 
 def _behaviour(card_ref: str) -> str:

@@ -21,7 +21,7 @@ from django.db import connection, transaction
 from accounts.models import Account
 from accounts.services import account_lock
 from invoices.models import Invoice
-from invoices.services import invoice_status_set
+from invoices.services import InvoiceStatusRefused, invoice_status_set
 from payments import gateway as gw
 from payments.gateway import CardGateway, PaymentOutcome, ProcessorUnavailable
 from payments.models import Card, CreditEntry, PaymentAttempt
@@ -184,7 +184,8 @@ def attempt_begin(
 @transaction.atomic
 def attempt_record(attempt: PaymentAttempt, outcome: PaymentOutcome) -> PaymentAttempt:
     """Record the processor's answer (forward moves only); a success marks the invoice it pays paid."""
-    attempt = PaymentAttempt.objects.select_for_update(of=("self",)).select_related("invoice").get(pk=attempt.pk)
+    attempt = (PaymentAttempt.objects.select_for_update(of=("self",))
+               .select_related("invoice__account", "card").get(pk=attempt.pk))
     status = _OUTCOME_STATUS[outcome.status]
     if attempt.kind == PaymentAttempt.REFUND and status == PaymentAttempt.REFUNDED:
         status = PaymentAttempt.SUCCEEDED  # a refund attempt succeeds by refunding
@@ -199,9 +200,15 @@ def attempt_record(attempt: PaymentAttempt, outcome: PaymentOutcome) -> PaymentA
     attempt.failure_reason = outcome.message[:300] if status == PaymentAttempt.FAILED else ""
     attempt.save(update_fields=["status", "processor_ref", "processor_answer", "failure_reason", "updated_at"])
     if status == PaymentAttempt.SUCCEEDED and attempt.kind != PaymentAttempt.REFUND and attempt.invoice_id:
-        invoice_status_set(invoice=attempt.invoice, to_status=Invoice.PAID, attempt_id=attempt.pk,
-                           reason=f"Paid: {format_usd(attempt.amount)} by {attempt.card.label}"
-                           if attempt.card else "Paid")
+        try:
+            invoice_status_set(invoice=attempt.invoice, to_status=Invoice.PAID, attempt_id=attempt.pk,
+                               reason=f"Paid: {format_usd(attempt.amount)} by {attempt.card.label}"
+                               if attempt.card else "Paid")
+        except InvoiceStatusRefused:
+            # Money taken for an invoice closed meanwhile (void, failed): the attempt still records
+            # it, so nothing is lost; support refunds it from the attempt in admin.
+            log.error("attempt %s succeeded for %s, which is %s: refund it", attempt.pk, attempt.invoice.number,
+                      attempt.invoice.status)
     return attempt
 
 

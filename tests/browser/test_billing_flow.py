@@ -261,3 +261,30 @@ def test_purchase_modal_by_keyboard_opens_and_closes_with_escape(page: Page, cat
     modal.get_by_role("button", name="Close").press("Enter")
     expect(modal).to_have_count(0)
     assert not License.objects.filter(account=owner.account).exists()
+
+
+def test_a_click_before_the_summary_refreshes_never_pays_a_total_not_shown(page: Page, catalogue):
+    owner = owner_with_card(VISA)
+    log_in(page, owner.email)
+    page.get_by_role("link", name="Add License", exact=True).click()
+    modal = page.get_by_role("dialog", name="Add License")
+    pay = modal.locator("[data-pay-button]")
+    expect(pay).to_have_text("Pay $99.00 with Visa ending 4242")
+
+    # Faster than any person: a new quantity and a click on Pay in the same instant, before the
+    # summary has been asked for the new total.
+    page.evaluate("""() => {
+        const quantity = document.querySelector('#id_quantity');
+        quantity.value = '48';
+        quantity.dispatchEvent(new Event('input', {bubbles: true}));
+        document.querySelector('[data-pay-button]').click();
+    }""")
+    # 48 × $99.00 = $4,752.00 less 15%: the summary shows it, with a button for that amount.
+    expect(pay).to_have_text("Pay $4,039.20 with Visa ending 4242")
+    expect(modal).to_be_visible()
+    assert not Purchase.objects.filter(account=owner.account).exists()
+
+    pay.click()
+    loaded(page, "/billing/licenses/")
+    expect(page.get_by_text("$4,039.20 charged to Visa ending 4242")).to_be_visible()
+    assert str(Purchase.objects.get(account=owner.account).total_due) == "4039.20"
