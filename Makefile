@@ -42,6 +42,7 @@ test: check-system lint
 bench: check-system
 	$(PY) bench/run.py
 	$(PY) bench/usage.py
+	$(PY) bench/purchases.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis

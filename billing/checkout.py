@@ -1,7 +1,7 @@
 """Paying for an order without holding a lock while the processor works.
 
 Every flow that takes money for something it then records (a license purchase, a token top-up,
-an auto top-up) runs the same steps, per SPEC "Payments to the processor":
+an auto top-up) runs the same steps, per docs/rules.md, "Payments to the processor":
 
 1. begin   — the flow's own transaction, account locked: quote, checks, a pending attempt; commit.
 2. send    — authorize the card (no transaction open).

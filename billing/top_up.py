@@ -4,7 +4,7 @@ Each purchase of tokens goes through `billing.checkout`: the card is authorized 
 lock, the top-up is recorded (invoice of its own, tokens credited) only if its quote is the one
 authorized, then the money is captured.
 
-Auto top-up (SPEC, Tokens): a usage debit that leaves the balance below the threshold queues one
+Auto top-up (docs/rules.md, Tokens): a usage debit that leaves the balance below the threshold queues one
 top-up (`auto_top_up_pending_since` marks it: at most one per account), bought by a task once
 the debit has committed; a debit the balance cannot cover buys first, outside the balance lock,
 then tries once more. Either way one debit buys at most one top-up.

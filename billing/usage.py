@@ -1,4 +1,4 @@
-"""Spending tokens from the device API, with auto top-up (SPEC, Tokens).
+"""Spending tokens from the device API, with auto top-up (docs/rules.md, Tokens).
 
 A debit that leaves the balance below the threshold queues one top-up, bought by a task once
 the debit has committed. A debit the balance cannot cover buys first — outside the balance lock,

@@ -20,7 +20,7 @@ from pictor_billing import clock
 from pictor_billing.money import ZERO
 from pictor_billing.pricing import QuoteLine
 
-# The moves SPEC allows ("Invoices"): paid when an attempt succeeds, failed after the last dunning
+# The moves the rules allow ("Invoices"): paid when an attempt succeeds, failed after the last dunning
 # attempt, void by an admin, credited once fully refunded.
 STATUS_MOVES = {
     (Invoice.OPEN, Invoice.PAID),
@@ -138,7 +138,7 @@ def invoice_status_set(*, invoice: Invoice, to_status: str, reason: str, attempt
     """Move an invoice's payment status, and record the move (from, to, when, why, the attempt).
 
     Moving to the status it already has is a no-op (a retried settle step must not fail);
-    any move SPEC does not allow raises InvoiceStatusRefused (in a savepoint: the caller's
+    any move the rules do not allow raises InvoiceStatusRefused (in a savepoint: the caller's
     transaction stays usable). The move itself is one conditional UPDATE from the status the
     caller's copy shows; only when that copy is stale is the row read again, locked.
     """

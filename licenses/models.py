@@ -54,7 +54,7 @@ class Feature(models.Model):
 
 
 class Coupon(models.Model):
-    """A percentage or fixed-amount discount on one purchase (SPEC: Coupons)."""
+    """A percentage or fixed-amount discount on one purchase (docs/rules.md: Coupons)."""
 
     PERCENT, FIXED = pricing.PERCENT, pricing.FIXED
     code = models.CharField(max_length=40, unique=True, help_text="Case-insensitive; stored upper case.")

@@ -110,7 +110,7 @@ def licenses_create(*, account: Account, purchase: Purchase, quote: pricing.Quot
                 discount_rate=quote.volume_rate)
         for _ in range(quote.quantity)
     )
-    # Licenses already active now carry the new bracket's rate (SPEC: Volume discounts).
+    # Licenses already active now carry the new bracket's rate (docs/rules.md: Volume discounts).
     adjusted = [adjustment.license_id for adjustment in quote.adjustments]
     if adjusted:
         License.objects.filter(pk__in=adjusted, account=account).update(discount_rate=quote.volume_rate)

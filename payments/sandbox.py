@@ -1,6 +1,6 @@
 """The built-in sandbox card processor: Stripe's test cards, with no network.
 
-It behaves as a processor would (SPEC, "Payment methods" and "Payments to the processor"):
+It behaves as a processor would (docs/rules.md, "Payment methods" and "Payments to the processor"):
 - It keeps its own record of payments and of every idempotency key in a SQLite file of its own
   (`SANDBOX_DB`), written on its own autocommit connection: a transaction of ours that rolls back
   cannot erase money it took, exactly as with a real processor.

@@ -3,7 +3,7 @@
 Cards: adding (the processor is asked first, outside any transaction), choosing the default,
 removing (the row stays, for the attempts that charged it).
 
-Payment attempts follow SPEC's "Payments to the processor": an attempt is recorded (pending)
+Payment attempts follow docs/rules.md, "Payments to the processor": an attempt is recorded (pending)
 inside the caller's locked transaction, which commits; only then is the processor called, and
 its answer is recorded in a second short transaction. `attempt_send`, `attempt_capture`,
 `attempt_cancel`, `attempt_refresh` and `attempt_refund` make the calls and refuse to run inside a

@@ -3,10 +3,10 @@
 It imports no app and no ORM. The purchase modal's live Order Summary, the
 purchase itself and the invoice all take their figures from `quote_purchase`
 (and token top-ups from `quote_top_up`), called with the same inputs, so what
-the summary shows is what is charged. The steps follow SPEC.md, "How a
+the summary shows is what is charged. The steps follow docs/rules.md, "How a
 purchase is priced, step by step"; each step rounds once, half-up, to the cent.
 
-Signs: `prorata_adjustment` is negative (SPEC: "the (negative) difference");
+Signs: `prorata_adjustment` is negative (docs/rules.md: "the (negative) difference");
 the discounts, the volume adjustment credit and the credit applied are
 positive amounts that are taken off. Quote lines carry signed amounts that sum
 to `total_due`.
@@ -119,7 +119,7 @@ class Quote:
     volume_adjustment: Decimal  # credit added to the balance, positive
     adjustments: tuple[LicenseAdjustment, ...]
     credit_balance: Decimal  # before this purchase
-    credit_applied: Decimal  # SPEC step 6, includes the volume adjustment
+    credit_applied: Decimal  # step 6 of the rules, includes the volume adjustment
     total_due: Decimal
     renews_on: date
     anchor_day: int | None  # the monthly anchor after the purchase
@@ -283,7 +283,7 @@ def quote_purchase(
     anchor_day: int | None,
     credit_balance: Decimal = ZERO,
 ) -> Quote:
-    """Price a license purchase, following SPEC's steps 1-7.
+    """Price a license purchase, following the rules' steps 1-7.
 
     `prices` maps (tier, period) to the unit list price in force today;
     `active_count` is how many licenses are active now (cancelling ones

@@ -127,7 +127,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"  # billing dates are calendar dates in UTC (SPEC)
+TIME_ZONE = "UTC"  # billing dates are calendar dates in UTC (docs/rules.md)
 USE_I18N = True
 USE_TZ = True
 

@@ -9,7 +9,7 @@ from tests.factories import PASSWORD, AccountFactory, UserFactory, packages_seed
 
 VISA = "4242424242424242"
 MASTERCARD = "5555555555554444"
-# SPEC's test cards: refused when saved...
+# The test cards (docs/rules.md): refused when saved...
 DECLINED = "4000000000000002"
 INSUFFICIENT = "4000000000009995"
 # ...saved, then every charge declined; saved, then authentication needed.

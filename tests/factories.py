@@ -53,7 +53,7 @@ class CouponFactory(factory.django.DjangoModelFactory):
 
 
 def price_list_seed(effective_from=datetime.date(2020, 1, 1)) -> None:
-    """The SPEC price list, in force since 2020."""
+    """The price list of docs/rules.md, in force since 2020."""
     for (tier, period), price in PRICES.items():
         PriceListEntry.objects.get_or_create(tier=tier, period=period, effective_from=effective_from,
                                              defaults={"unit_price": Decimal(price)})

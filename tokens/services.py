@@ -96,7 +96,7 @@ def top_up_mix_quote(*, account: Account, items: list[tuple[TokenPackage, int]])
 
 
 def rates_in_force(now: datetime.datetime) -> dict[str, int]:
-    """Tokens per output of each type at this moment (SPEC's defaults where no rate is recorded)."""
+    """Tokens per output of each type at this moment (the default rates where no rate is recorded)."""
     rates = dict(DEFAULT_RATES)
     seen = set()
     for output_type, tokens in (OutputRate.objects.filter(effective_from__lte=now)

@@ -12,7 +12,7 @@ from pictor_billing.money import format_usd
 
 register = template.Library()
 
-# Quote line kind -> the figure's name in the summary (SPEC's steps; README documents them).
+# Quote line kind -> the figure's name in the summary (the rules' steps; README documents them).
 SUMMARY_NAMES = {
     "item": "list_subtotal", "prorata": "prorata_adjustment", "volume_discount": "volume_discount",
     "coupon": "coupon_discount", "volume_adjustment": "volume_adjustment", "credit_carried": "credit_carried",

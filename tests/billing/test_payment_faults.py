@@ -1,6 +1,6 @@
 """A fault at every step between "attempt recorded" and "settled" ends, after reconciliation, in
 either no money taken or the order complete with its invoice paid — never money taken with
-nothing recorded (SPEC, "Payments to the processor").
+nothing recorded (docs/rules.md, "Payments to the processor").
 
 Faults are real exceptions raised where a crash, a timeout or a failed write would strike; the
 sandbox processor keeps its own books in a file of its own, so what it took survives our

@@ -92,7 +92,7 @@ def no_js_context(request, browser, live_server):
 
 @pytest.fixture
 def catalogue(transactional_db):
-    """What an admin would have set up: the SPEC price list, token packages and two coupons.
+    """What an admin would have set up: the price list of docs/rules.md, token packages and two coupons.
 
     live_server runs in another thread, so the data must really be committed (transactional_db).
     """

@@ -5,7 +5,7 @@ tests only mean something on PostgreSQL and skip elsewhere. Run them with, e.g.:
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/pictor_race_check .venv/bin/python -m pytest tests/concurrency
 
-Every expected figure is worked out by hand from SPEC.md in the comments; the code under test is
+Every expected figure is worked out by hand from docs/rules.md in the comments; the code under test is
 never asked what the answer should be. No mocks and no sleeps: the sandbox gateway is the real
 one, and the only synchronisation is the Barrier.
 """

@@ -1,5 +1,5 @@
 """An invoice's payment status and its credit notes: the status moves only through
-`invoice_status_set`, along the moves SPEC allows, and every move is recorded; the document itself
+`invoice_status_set`, along the moves the rules allow, and every move is recorded; the document itself
 (lines, totals, PDF) never changes. Credit notes take numbers from the same gap-free sequence and
 never add up to more than the invoice they correct."""
 

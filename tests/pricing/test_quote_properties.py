@@ -4,8 +4,8 @@ Random: tier, period, quantity 1-100, 0-30 active licenses (any tier and period,
 0%, 10% or 15%, anywhere in their current period), a coupon of any kind and validity or none,
 a purchase time in 2024-2030 (leap days and month ends drawn often), a monthly anchor or none,
 and a credit balance of 0-2,000.00. Besides invariants, some properties compare figures with an
-independent exact (Fraction) computation of SPEC's rules, and one checks the volume discount
-adjustment exhaustively, for every day of every period length at SPEC's prices.
+independent exact (Fraction) computation of the rules in docs/rules.md, and one checks the volume discount
+adjustment exhaustively, for every day of every period length at the listed prices.
 """
 
 import calendar
@@ -124,7 +124,7 @@ def purchases(draw):
     )
 
 
-# --- Exact reference (Fraction) for SPEC's rules ------------------------------------------------
+# --- Exact reference (Fraction) for the rules in docs/rules.md ------------------------------------------------
 
 def half_up(value: Fraction) -> Fraction:
     """Round a non-negative exact value half-up to the cent."""
@@ -189,7 +189,7 @@ def test_credit_applied_never_exceeds_the_balance_plus_the_volume_adjustment(pur
     q = quote_purchase(**purchase)
     assert 0 <= q.credit_applied <= q.credit_balance + q.volume_adjustment
     left = q.charged_base - q.volume_discount - q.coupon_discount
-    # SPEC step 6-7: all the credit available is used, up to what is left.
+    # step 6 of the rules-7: all the credit available is used, up to what is left.
     assert q.credit_applied == min(q.credit_balance + q.volume_adjustment, left)
     assert q.total_due == left - q.credit_applied
 

@@ -1,6 +1,6 @@
-"""quote_purchase: every step of SPEC's "How a purchase is priced", as tables of hand-computed cases.
+"""quote_purchase: every step of docs/rules.md's "How a purchase is priced", as tables of hand-computed cases.
 
-Every expected figure below was worked out by hand from SPEC.md (the arithmetic is in the
+Every expected figure below was worked out by hand from docs/rules.md (the arithmetic is in the
 comments) and is written as a Decimal string; none is computed by the code under test.
 """
 
@@ -27,7 +27,7 @@ from pictor_billing.pricing import (
 UTC = UTC
 D = Decimal
 
-# SPEC, "License tiers and prices (USD)". Shared by every pricing test module.
+# docs/rules.md, "Licenses, tiers and prices (USD)". Shared by every pricing test module.
 PRICES = {
     (BASIC, MONTHLY): D("49.00"),
     (BASIC, ANNUAL): D("490.00"),
@@ -40,7 +40,7 @@ PRICES = {
 
 @pytest.fixture
 def list_prices():
-    """SPEC's price list, a fresh copy per test (a test may change a price).
+    """The price list of docs/rules.md, a fresh copy per test (a test may change a price).
 
     Not named `prices`: tests/conftest.py has a `prices` fixture that seeds the database.
     """
@@ -552,7 +552,7 @@ def test_annual_purchase_is_never_pro_rated_and_renews_a_year_later(list_prices,
 def _half_cent_prorata_case():
     """A list price and purchase day whose pro-rata share is exactly some cents and a half.
 
-    Whole-dollar prices (all of SPEC's) can never land there: cycles of 28-31 days leave
+    Whole-dollar prices (all of the listed ones) can never land there: cycles of 28-31 days leave
     at most 2 decimals. So the search walks list prices up from 49.00 a cent at a time.
     """
     cycles = {  # anchor 15: a cycle of each possible length
