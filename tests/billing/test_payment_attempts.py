@@ -231,3 +231,24 @@ def test_admin_shows_attempts_read_only(admin_client, prices, alice, alice_card)
     assert admin_client.post(f"/admin/payments/paymentattempt/{attempt.pk}/delete/", {"post": "yes"}).status_code == 403
     assert PaymentAttempt.objects.filter(pk=attempt.pk).exists()
     assert D("990.00") == PaymentAttempt.objects.get().amount
+
+
+def test_money_taken_for_an_invoice_closed_meanwhile_is_still_recorded(prices, alice, alice_card):
+    # A success arriving for an invoice support voided meanwhile must not roll back the record of
+    # the money: the attempt says succeeded (support refunds it); the invoice stays void.
+    from invoices.services import invoice_status_set
+    from payments import gateway as gw
+    from payments.gateway import PaymentOutcome
+    from payments.services import attempt_record
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("billing.checkout.attempt_capture", lambda attempt: attempt)  # captured later, below
+        bought, _ = purchase(alice.account, alice)
+    invoice = bought.invoice
+    assert invoice.status == Invoice.OPEN
+    invoice_status_set(invoice=invoice, to_status=Invoice.VOID, reason="Voided by support")
+    attempt = invoice.payment_attempts.get()
+    recorded = attempt_record(attempt, PaymentOutcome(gw.SUCCEEDED, attempt.processor_ref, 99000))
+    assert recorded.status == PaymentAttempt.SUCCEEDED
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.VOID
