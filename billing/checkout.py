@@ -19,9 +19,12 @@ racing over one attempt end in one order and one capture.
 import logging
 from collections.abc import Callable
 
+from accounts.models import Account
+from accounts.services import account_lock_by_id
 from invoices.models import Invoice
 from payments.models import PaymentAttempt
 from payments.services import PaymentDeclined, attempt_cancel, attempt_capture, attempt_send
+from pictor_billing import pricing
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,25 @@ def settler(*purposes: str):
         return function
 
     return register
+
+
+def settle_lock(attempt: PaymentAttempt) -> tuple[Account, PaymentAttempt]:
+    """Inside a settler's transaction: the account, then the attempt, locked and read fresh.
+
+    Raises OrderChanged when the attempt's order is not recorded and its money is no longer held
+    (released, failed): such an order is never recorded.
+    """
+    account = account_lock_by_id(attempt.account_id)
+    attempt = PaymentAttempt.objects.select_for_update().get(pk=attempt.pk)
+    if attempt.order_recorded_at is None and attempt.status not in (PaymentAttempt.AUTHORIZED,
+                                                                    PaymentAttempt.SUCCEEDED):
+        raise OrderChanged("This payment was cancelled; nothing was charged.")
+    return account, attempt
+
+
+def quote_still_holds(quote, attempt: PaymentAttempt) -> bool:
+    """Whether a fresh quote is the very order the attempt was authorized for."""
+    return pricing.quote_fingerprint(quote) == attempt.order["fingerprint"] and quote.total_due == attempt.amount
 
 
 def checkout_run(attempt: PaymentAttempt):

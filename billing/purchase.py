@@ -11,8 +11,16 @@ import datetime
 from django.db import transaction
 
 from accounts.models import Account, User
-from accounts.services import account_lock, account_lock_by_id
-from billing.checkout import OrderChanged, PaymentNeedsAction, PaymentPending, checkout_run, settler
+from accounts.services import account_lock
+from billing.checkout import (
+    OrderChanged,
+    PaymentNeedsAction,
+    PaymentPending,
+    checkout_run,
+    quote_still_holds,
+    settle_lock,
+    settler,
+)
 from invoices.models import Invoice
 from invoices.services import issuing_invoice
 from licenses.models import Coupon, CouponRedemption, Purchase
@@ -89,15 +97,12 @@ def purchase_settle(attempt: PaymentAttempt) -> Purchase:
     """
     order = attempt.order
     with transaction.atomic():
-        account = account_lock_by_id(attempt.account_id)
-        attempt = PaymentAttempt.objects.select_for_update().get(pk=attempt.pk)
+        account, attempt = settle_lock(attempt)
         if attempt.order_recorded_at is not None:
             return Purchase.objects.select_related("invoice").get(token=order["token"], account=account)
-        if attempt.status not in (PaymentAttempt.AUTHORIZED, PaymentAttempt.SUCCEEDED):
-            raise OrderChanged("This payment was cancelled; nothing was charged.")
         quote, coupon = purchase_quote(account=account, tier=order["tier"], period=order["period"],
                                        quantity=order["quantity"], coupon_code=order["coupon_code"], lock=True)
-        if pricing.quote_fingerprint(quote) != order["fingerprint"] or quote.total_due != attempt.amount:
+        if not quote_still_holds(quote, attempt):
             raise OrderChanged(quote=quote)
         purchase = _record(account, quote, coupon, user_id=order["user_id"], token=order["token"], attempt=attempt)
         return purchase

@@ -18,8 +18,16 @@ from django.db import transaction
 from django.tasks import task
 
 from accounts.models import Account
-from accounts.services import account_lock, account_lock_by_id
-from billing.checkout import OrderChanged, PaymentNeedsAction, PaymentPending, checkout_run, settler
+from accounts.services import account_lock
+from billing.checkout import (
+    OrderChanged,
+    PaymentNeedsAction,
+    PaymentPending,
+    checkout_run,
+    quote_still_holds,
+    settle_lock,
+    settler,
+)
 from invoices.models import Invoice
 from invoices.services import issuing_invoice
 from payments.models import CreditEntry, PaymentAttempt
@@ -97,17 +105,14 @@ def top_up_settle(attempt: PaymentAttempt) -> TopUp:
     """Record the top-up an authorized attempt pays for, if its quote is still the one authorized."""
     order = attempt.order
     with transaction.atomic():
-        account = account_lock_by_id(attempt.account_id)
-        attempt = PaymentAttempt.objects.select_for_update().get(pk=attempt.pk)
+        account, attempt = settle_lock(attempt)
         if attempt.order_recorded_at is not None:
             return TopUp.objects.select_related("invoice").get(token=order["token"], account=account)
-        if attempt.status not in (PaymentAttempt.AUTHORIZED, PaymentAttempt.SUCCEEDED):
-            raise OrderChanged("This payment was cancelled; nothing was charged.")
         packages = {package.pk: package for package in packages_on_sale().filter(pk__in=[p for p, _ in order["items"]])}
         if len(packages) != len(order["items"]):
             raise OrderChanged("A package is no longer on sale.")
         quote = top_up_mix_quote(account=account, items=[(packages[pk], count) for pk, count in order["items"]])
-        if pricing.quote_fingerprint(quote) != order["fingerprint"] or quote.total_due != attempt.amount:
+        if not quote_still_holds(quote, attempt):
             raise OrderChanged(quote=quote)
         return _record(account, quote, order, attempt=attempt)
 

@@ -9,37 +9,21 @@ from django.utils.html import format_html
 
 from invoices.models import Invoice, InvoiceLine, InvoiceStatusChange
 from invoices.pdf import invoice_pdf
-from pictor_billing.admin import ReadOnlyAdmin
+from pictor_billing.admin import ReadOnlyAdmin, ReadOnlyInline
 
 
-class InvoiceLineInline(admin.TabularInline):
+class InvoiceLineInline(ReadOnlyInline):
     model = InvoiceLine
     fields = ["position", "description", "quantity", "unit_price", "amount"]
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
-class StatusChangeInline(admin.TabularInline):
+class StatusChangeInline(ReadOnlyInline):
     """The invoice's status history: every move, when, why, and the payment attempt behind it."""
 
     model = InvoiceStatusChange
     fields = ["changed_at", "from_status", "to_status", "reason", "attempt_id", "changed_by"]
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Invoice)

@@ -238,26 +238,25 @@ def attempt_send(attempt: PaymentAttempt) -> PaymentAttempt:
     return attempt_record(attempt, outcome)
 
 
-def attempt_capture(attempt: PaymentAttempt) -> PaymentAttempt:
-    """Capture an authorized attempt whose order is recorded: the money is taken."""
+def _authorization_move(attempt: PaymentAttempt, step: str) -> PaymentAttempt:
+    # Capture or cancel, each with a key of its own derived from the attempt's.
     _refuse_inside_transaction()
+    call = getattr(get_gateway(), step)
     try:
-        outcome = get_gateway().capture(processor_ref=attempt.processor_ref,
-                                        idempotency_key=f"{attempt.idempotency_key}:capture")
+        outcome = call(processor_ref=attempt.processor_ref, idempotency_key=f"{attempt.idempotency_key}:{step}")
     except ProcessorUnavailable as error:
         return _attempt_unknown(attempt, error)
     return attempt_record(attempt, outcome)
+
+
+def attempt_capture(attempt: PaymentAttempt) -> PaymentAttempt:
+    """Capture an authorized attempt whose order is recorded: the money is taken."""
+    return _authorization_move(attempt, "capture")
 
 
 def attempt_cancel(attempt: PaymentAttempt) -> PaymentAttempt:
     """Release an authorization (the order could not be honoured): the statement shows nothing."""
-    _refuse_inside_transaction()
-    try:
-        outcome = get_gateway().cancel(processor_ref=attempt.processor_ref,
-                                       idempotency_key=f"{attempt.idempotency_key}:cancel")
-    except ProcessorUnavailable as error:
-        return _attempt_unknown(attempt, error)
-    return attempt_record(attempt, outcome)
+    return _authorization_move(attempt, "cancel")
 
 
 def attempt_refresh(attempt: PaymentAttempt) -> PaymentAttempt:

@@ -19,7 +19,14 @@ from accounts.decorators import account_required
 from billing.checkout import OrderChanged, PaymentNeedsAction, PaymentPending, checkout_continue
 from licenses.models import Purchase
 from payments.models import PaymentAttempt
-from payments.services import PaymentDeclined, attempt_refresh, attempts_unsettled, default_card, get_gateway
+from payments.services import (
+    NoDefaultCard,
+    PaymentDeclined,
+    attempt_refresh,
+    attempts_unsettled,
+    default_card,
+    get_gateway,
+)
 from pictor_billing import clock
 from pictor_billing.form_tokens import quote_digest
 from pictor_billing.money import format_usd
@@ -39,6 +46,27 @@ def pay_context(request, quote, *, salt: str, purpose: str, next_url: str) -> di
         "digest": quote_digest(quote, account_id=request.account.pk, salt=salt) if quote is not None else "",
         "being_confirmed": unsettled[0] if unsettled else None, "pay_next": next_url,
     }
+
+
+# What stops a payment short of completing, as the forms that take money show it.
+REFUSALS = (OrderChanged, NoDefaultCard, PaymentDeclined, PaymentPending)
+
+
+def payment_refusal(error: Exception, *, no_card: str, delivered: str) -> tuple[str, str, int]:
+    """(error, notice, HTTP status) for a form whose payment did not complete.
+
+    `no_card`: what to add a card for; `delivered`: what appears once a payment being confirmed is.
+    """
+    if isinstance(error, OrderChanged):
+        total = f" It is now {format_usd(error.quote.total_due)}." if error.quote else ""
+        return (f"The total changed since it was shown.{total} Nothing was charged: review it and pay again.",
+                "", 409)
+    if isinstance(error, NoDefaultCard):
+        return f"Add a card before {no_card}. Nothing was charged.", "", 402
+    if isinstance(error, PaymentDeclined):
+        return f"{error.reason} Nothing was charged.", "", 402
+    return "", (f"Your payment of {format_usd(error.attempt.amount)} is being confirmed with your bank. "
+                f"{delivered} as soon as it is; nothing more will be charged."), 202
 
 
 def to_confirm_page(request, attempt: PaymentAttempt):

@@ -15,13 +15,12 @@ from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.decorators import account_required
-from billing.checkout import OrderChanged, PaymentNeedsAction, PaymentPending
+from billing.checkout import PaymentNeedsAction
 from billing.purchase import DIGEST_SALT, license_purchase
-from billing.views.paying import paid_message, pay_context, to_confirm_page
+from billing.views.paying import REFUSALS, paid_message, pay_context, payment_refusal, to_confirm_page
 from licenses.forms import ALLOWED_FIELDS, PurchaseForm
 from licenses.services import purchase_quote, tier_cards
 from payments.models import PaymentAttempt
-from payments.services import NoDefaultCard, PaymentDeclined
 from pictor_billing import clock, pricing
 from pictor_billing.form_tokens import (
     form_token_new,
@@ -30,7 +29,6 @@ from pictor_billing.form_tokens import (
     unexpected_fields_error,
 )
 from pictor_billing.htmx import render_htmx
-from pictor_billing.money import format_usd
 
 TOKEN_SALT = "licenses.purchase"
 NOT_ON_SALE = "This license is not on sale right now. Choose another tier or period."
@@ -89,22 +87,13 @@ def _purchase(request):
         purchase, created = license_purchase(account=request.account, user=request.user, token=nonce,
                                              tier=data["tier"], period=data["period"], quantity=data["quantity"],
                                              coupon_code=data["coupon"], shown_digest=request.POST.get("quote", ""))
-    except OrderChanged as changed:
-        total = f" It is now {format_usd(changed.quote.total_due)}." if changed.quote else ""
-        return _form(request, form, f"The total changed since it was shown.{total} Nothing was charged: review the "
-                                    "order and pay again.", status=409)
-    except NoDefaultCard:
-        return _form(request, form, "Add a card before buying licenses. Nothing was charged.", status=402)
     except pricing.PricingError:
         return _form(request, form, f"{NOT_ON_SALE} Nothing was charged.", status=400)
-    except PaymentDeclined as declined:
-        return _form(request, form, f"{declined.reason} Nothing was charged.", status=402)
     except PaymentNeedsAction as needs:
         return to_confirm_page(request, needs.attempt)
-    except PaymentPending as pending:
-        return _form(request, form, status=202, notice=(
-            f"Your payment of {format_usd(pending.attempt.amount)} is being confirmed with your bank. Your licenses "
-            "appear as soon as it is; nothing more will be charged."))
+    except REFUSALS as refused:
+        error, notice, status = payment_refusal(refused, no_card="buying licenses", delivered="Your licenses appear")
+        return _form(request, form, error, status=status, notice=notice)
     if created:
         messages.success(request, paid_message(purchase, purchase.invoice.payment_attempts.first()))
     else:

@@ -11,14 +11,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.decorators import account_required
-from billing.checkout import OrderChanged, PaymentNeedsAction, PaymentPending
+from billing.checkout import PaymentNeedsAction
 from billing.top_up import TOP_UP_DIGEST_SALT, tokens_top_up
-from billing.views.paying import paid_message, pay_context, to_confirm_page
+from billing.views.paying import REFUSALS, paid_message, pay_context, payment_refusal, to_confirm_page
 from payments.models import PaymentAttempt
-from payments.services import NoDefaultCard, PaymentDeclined
 from pictor_billing.form_tokens import form_token_new, form_token_nonce, form_with_fresh_token, unexpected_fields_error
 from pictor_billing.htmx import render_htmx
-from pictor_billing.money import format_usd
 from pictor_billing.redirects import safe_next_url
 from tokens.forms import ALLOWED_FIELDS, TopUpForm
 from tokens.services import top_up_quote
@@ -59,20 +57,11 @@ def top_up(request):
     try:
         result, created = tokens_top_up(account=request.account, package=form.cleaned_data["package"], token=nonce,
                                         shown_digest=request.POST.get("quote", ""))
-    except OrderChanged as changed:
-        total = f" It is now {format_usd(changed.quote.total_due)}." if changed.quote else ""
-        return _form(request, form, f"The total changed since it was shown.{total} Nothing was charged: review it "
-                                    "and pay again.", 409)
-    except NoDefaultCard:
-        return _form(request, form, "Add a card before topping up. Nothing was charged.", 402)
-    except PaymentDeclined as declined:
-        return _form(request, form, f"{declined.reason} Nothing was charged.", 402)
     except PaymentNeedsAction as needs:
         return to_confirm_page(request, needs.attempt)
-    except PaymentPending as pending:
-        return _form(request, form, status=202, notice=(
-            f"Your payment of {format_usd(pending.attempt.amount)} is being confirmed with your bank. The tokens "
-            "are added as soon as it is; nothing more will be charged."))
+    except REFUSALS as refused:
+        error, notice, status = payment_refusal(refused, no_card="topping up", delivered="The tokens are added")
+        return _form(request, form, error, status, notice=notice)
     if created:
         messages.success(request, paid_message(result, result.invoice.payment_attempts.first()))
     else:
