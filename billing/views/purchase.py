@@ -34,10 +34,11 @@ TOKEN_SALT = "licenses.purchase"
 NOT_ON_SALE = "This license is not on sale right now. Choose another tier or period."
 
 
-def _context(request, form, quote=None, error="", notice=""):
+def _context(request, form, quote=None, error="", notice="", *, tiers=True):
+    """The modal's context; `tiers=False` for the summary alone, which shows no tier cards."""
     return {
         "form": form, "quote": quote, "error": error, "notice": notice, "tab": "licenses",
-        "tiers": tier_cards(clock.today(request.account)),
+        "tiers": tier_cards(clock.today(request.account)) if tiers else [],
         **pay_context(request, quote, salt=DIGEST_SALT, purpose=PaymentAttempt.PURCHASE,
                       next_url=reverse("billing:license_add")),
     }
@@ -118,7 +119,7 @@ def purchase_summary(request):
     """The Order Summary with its pay button, re-rendered by the server on every change in the modal."""
     form = PurchaseForm(request.POST if request.method == "POST" else request.GET)
     quote = _quote_or_none(request, form)
-    response = TemplateResponse(request, "licenses/add.html#summary", _context(request, form, quote),
+    response = TemplateResponse(request, "licenses/add.html#summary", _context(request, form, quote, tiers=False),
                                 status=200 if quote is not None else 400)
     patch_vary_headers(response, ("HX-Request",))
     return response
