@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pictor_billing.pricing import PackageOffer, _mix_by_residues, _mix_by_table, cheapest_package_mix
+from pictor_billing.pricing.top_up import PackageOffer, _mix_by_residues, _mix_by_table, cheapest_package_mix
 
 D = Decimal
 SPEC_PACKAGES = [PackageOffer(1, "Starter", 100, D("10.00")), PackageOffer(2, "Standard", 500, D("45.00")),

@@ -1,45 +1,27 @@
-"""The one pricing service: pure functions from plain values to a frozen Quote.
+"""Pricing a license purchase: the steps of docs/rules.md, "How a purchase is priced"."""
 
-It imports no app and no ORM. The purchase modal's live Order Summary, the
-purchase itself and the invoice all take their figures from `quote_purchase`
-(and token top-ups from `quote_top_up`), called with the same inputs, so what
-the summary shows is what is charged. The steps follow docs/rules.md, "How a
-purchase is priced, step by step"; each step rounds once, half-up, to the cent.
-
-Signs: `prorata_adjustment` is negative (docs/rules.md: "the (negative) difference");
-the discounts, the volume adjustment credit and the credit applied are
-positive amounts that are taken off. Quote lines carry signed amounts that sum
-to `total_due`.
-"""
-
-import calendar
-import hashlib
-import heapq
-import json
-import math
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
 from pictor_billing.money import ZERO, format_usd, to_money
-
-BASIC, PRO, PREMIUM = "basic", "pro", "premium"
-TIERS = (BASIC, PRO, PREMIUM)  # lowest first: a tier runs events of its own tier and below
-TIER_LABELS = {BASIC: "Basic", PRO: "Pro", PREMIUM: "Premium"}
-MONTHLY, ANNUAL = "monthly", "annual"
-PERIODS = (MONTHLY, ANNUAL)
-PERIOD_LABELS = {MONTHLY: "Monthly", ANNUAL: "Annual"}
-
-MIN_QUANTITY, MAX_QUANTITY = 1, 100
-
-# (lowest active-license count, rate), highest first.
-VOLUME_BRACKETS = ((10, Decimal("0.15")), (5, Decimal("0.10")), (1, Decimal("0.00")))
-
-PERCENT, FIXED = "percent", "fixed"
-
-
-class PricingError(ValueError):
-    """The inputs cannot be priced (unknown tier or period, quantity out of range, no price)."""
+from pictor_billing.pricing.base import (
+    ANNUAL,
+    MAX_QUANTITY,
+    MIN_QUANTITY,
+    MONTHLY,
+    PERCENT,
+    PERIOD_LABELS,
+    PERIODS,
+    TIER_LABELS,
+    TIERS,
+    PricingError,
+    QuoteLine,
+    next_bracket,
+    percent,
+    volume_rate,
+)
+from pictor_billing.pricing.calendar import add_years, anchor_date, billing_cycle, shift_month
 
 
 @dataclass(frozen=True)
@@ -71,17 +53,6 @@ class ActiveLicense:
     discount_rate: Decimal  # the volume rate it was last charged at
     period_start: date
     period_end: date  # its next billing date
-
-
-@dataclass(frozen=True)
-class QuoteLine:
-    """One line of a quote or invoice; `amount` is signed (credits and discounts negative)."""
-
-    kind: str
-    description: str
-    quantity: int
-    unit_price: Decimal
-    amount: Decimal
 
 
 @dataclass(frozen=True)
@@ -128,80 +99,14 @@ class Quote:
     lines: tuple[QuoteLine, ...]
 
     @property
+    def choice(self) -> tuple:
+        """What the customer chose, for the quote's fingerprint."""
+        return ("licenses", self.tier, self.period, self.quantity, self.coupon_code, self.renews_on.isoformat())
+
+    @property
     def credit_balance_after(self) -> Decimal:
         """The credit balance once this purchase is complete."""
         return self.credit_balance + self.volume_adjustment - self.credit_applied
-
-
-@dataclass(frozen=True)
-class TopUpQuote:
-    """Every figure of a token package purchase."""
-
-    package_name: str
-    tokens: int
-    list_subtotal: Decimal
-    credit_balance: Decimal
-    credit_applied: Decimal
-    total_due: Decimal
-    lines: tuple[QuoteLine, ...]
-
-
-def quote_fingerprint(quote: "Quote | TopUpQuote") -> str:
-    """A hash of everything a quote shows: the choice, every line, the credit applied, the total.
-
-    Two quotes with the same fingerprint show the customer the same order, line for line; the
-    purchase and top-up forms carry it (signed) so that only the order on screen is ever charged.
-    Comparing totals alone would not do: with credit covering both, two different orders total $0.00.
-    """
-    if isinstance(quote, Quote):
-        choice = ["licenses", quote.tier, quote.period, quote.quantity, quote.coupon_code,
-                  quote.renews_on.isoformat()]
-    else:
-        choice = ["tokens", quote.package_name, quote.tokens]
-    lines = [[line.kind, line.description, line.quantity, str(line.unit_price), str(line.amount)]
-             for line in quote.lines]
-    shown = [choice, lines, str(quote.credit_applied), str(quote.total_due)]
-    return hashlib.sha256(json.dumps(shown, separators=(",", ":")).encode()).hexdigest()
-
-
-def volume_rate(active_count: int) -> Decimal:
-    """The volume discount rate for this many active licenses (all tiers and periods)."""
-    for lowest, rate in VOLUME_BRACKETS:
-        if active_count >= lowest:
-            return rate
-    return ZERO
-
-
-def next_bracket(active_count: int) -> tuple[int, Decimal] | None:
-    """How many more licenses reach the next bracket, and its rate; None at the top."""
-    for lowest, rate in reversed(VOLUME_BRACKETS):
-        if lowest > active_count and rate > volume_rate(active_count):
-            return lowest - active_count, rate
-    return None
-
-
-def anchor_date(year: int, month: int, anchor_day: int) -> date:
-    """The anchor date in a month; in short months the last day stands in for 29-31."""
-    return date(year, month, min(anchor_day, calendar.monthrange(year, month)[1]))
-
-
-def _shift_month(year: int, month: int, delta: int) -> tuple[int, int]:
-    index = year * 12 + (month - 1) + delta
-    return index // 12, index % 12 + 1
-
-
-def billing_cycle(today: date, anchor_day: int) -> tuple[date, date]:
-    """The monthly cycle containing today: (last anchor date on or before today, next one after)."""
-    this_month = anchor_date(today.year, today.month, anchor_day)
-    if this_month <= today:
-        return this_month, anchor_date(*_shift_month(today.year, today.month, 1), anchor_day)
-    return anchor_date(*_shift_month(today.year, today.month, -1), anchor_day), this_month
-
-
-def add_years(day: date, years: int) -> date:
-    """The same calendar date `years` later; Feb 29 becomes Feb 28 in a common year."""
-    target = day.year + years
-    return date(target, day.month, min(day.day, calendar.monthrange(target, day.month)[1]))
 
 
 def coupon_problem(coupon: CouponTerms, *, now: datetime, tier: str, period: str) -> str | None:
@@ -265,9 +170,6 @@ def _check_choice(tier: str, period: str, quantity: int) -> None:
         raise PricingError(f"quantity must be from {MIN_QUANTITY} to {MAX_QUANTITY}")
 
 
-def _percent(rate: Decimal) -> str:
-    return f"{(rate * 100).normalize():f}%"
-
 
 def quote_purchase(
     *,
@@ -311,7 +213,7 @@ def quote_purchase(
         renews_on, new_anchor = add_years(today, 1), anchor_day
     elif anchor_day is None:
         new_anchor = today.day
-        renews_on = anchor_date(*_shift_month(today.year, today.month, 1), new_anchor)
+        renews_on = anchor_date(*shift_month(today.year, today.month, 1), new_anchor)
     else:
         new_anchor = anchor_day
         cycle_start, renews_on = billing_cycle(today, anchor_day)
@@ -356,15 +258,15 @@ def quote_purchase(
             volume_discount, coupon_discount, coupon_applied = ZERO, alone, True
             coupon_message = f"{coupon.code}: {_coupon_words(coupon)}"
             if bracket_discount:
-                coupon_message += f", instead of the {_percent(rate)} volume discount (they do not combine)"
+                coupon_message += f", instead of the {percent(rate)} volume discount (they do not combine)"
         else:
             coupon_message = (
-                f"{coupon.code} not applied: the {_percent(rate)} volume discount is "
+                f"{coupon.code} not applied: the {percent(rate)} volume discount is "
                 f"{'larger' if bracket_discount > alone else 'just as large'} and they do not combine"
             )
     if volume_discount:
         lines.append(
-            QuoteLine("volume_discount", f"Volume discount {_percent(rate)} ({active_after} active licenses)",
+            QuoteLine("volume_discount", f"Volume discount {percent(rate)} ({active_after} active licenses)",
                       1, -volume_discount, -volume_discount)
         )
     if coupon_discount:
@@ -383,7 +285,7 @@ def quote_purchase(
         lines.append(
             QuoteLine("volume_adjustment",
                       f"Volume discount adjustment: {count} active license{'s' if count > 1 else ''} "
-                      f"move{'' if count > 1 else 's'} to {_percent(rate)} for the rest of their period",
+                      f"move{'' if count > 1 else 's'} to {percent(rate)} for the rest of their period",
                       1, -volume_adjustment, -volume_adjustment)
         )
 
@@ -413,127 +315,3 @@ def quote_purchase(
         next_bracket_gap=gap[0] if gap else None, next_bracket_rate=gap[1] if gap else None,
         lines=tuple(lines),
     )
-
-
-@dataclass(frozen=True)
-class PackageOffer:
-    """A token package as the pricing service needs it."""
-
-    id: int
-    name: str
-    tokens: int
-    price: Decimal
-
-
-def quote_top_up(*, package_name: str, tokens: int, price: Decimal, credit_balance: Decimal = ZERO) -> TopUpQuote:
-    """Price one token package: its list price, less any credit balance (never below $0.00)."""
-    return quote_top_up_mix(items=[(PackageOffer(0, package_name, tokens, price), 1)], credit_balance=credit_balance)
-
-
-def quote_top_up_mix(
-    *, items: list[tuple[PackageOffer, int]] | tuple[tuple[PackageOffer, int], ...], credit_balance: Decimal = ZERO
-) -> TopUpQuote:
-    """Price one purchase of several packages (count of each); the credit balance applies first."""
-    credit_balance = max(to_money(credit_balance), ZERO)
-    items = [(offer, count) for offer, count in items if count]
-    if not items:
-        raise PricingError("a top-up needs at least one package")
-    lines = []
-    for offer, count in items:
-        price = to_money(offer.price)
-        if price <= 0 or offer.tokens <= 0 or count < 0:
-            raise PricingError("a token package needs a positive price and token count")
-        lines.append(QuoteLine("item", f"{offer.name}: {offer.tokens:,} tokens", count, price, price * count))
-    list_subtotal = sum((line.amount for line in lines), ZERO)
-    credit_applied = min(credit_balance, list_subtotal)
-    if credit_applied:
-        lines.append(QuoteLine("credit_applied", "Credit balance applied", 1, -credit_applied, -credit_applied))
-    return TopUpQuote(
-        package_name=", ".join(f"{count} × {offer.name}" if count > 1 else offer.name for offer, count in items),
-        tokens=sum(offer.tokens * count for offer, count in items), list_subtotal=list_subtotal,
-        credit_balance=credit_balance, credit_applied=credit_applied,
-        total_due=list_subtotal - credit_applied, lines=tuple(lines),
-    )
-
-
-# Above this many (units × packages) steps the exact table gives way to the residue search.
-_MIX_TABLE_LIMIT = 400_000
-
-
-def cheapest_package_mix(packages: list[PackageOffer], tokens_needed: int) -> tuple[tuple[PackageOffer, int], ...]:
-    """The cheapest packages (with counts) that together give at least `tokens_needed` tokens.
-
-    Small needs are solved exactly by a table over token amounts (in units of
-    the packages' common divisor). Large needs use the best-value package for
-    the bulk: any mix's other packages are searched by residue modulo the best
-    package's size (a shortest-path search over at most that many states), and
-    the bulk tops each candidate up; that is exact whenever the other packages
-    stay within the need, which they do for needs this large.
-    """
-    packages = sorted((p for p in packages if p.tokens > 0 and p.price > 0), key=lambda p: (p.tokens, p.id))
-    if tokens_needed <= 0 or not packages:
-        return ()
-    unit = math.gcd(*(p.tokens for p in packages))
-    sizes = {p.id: p.tokens // unit for p in packages}
-    needed = -(-tokens_needed // unit)
-    by_id = {p.id: p for p in packages}
-    if needed * len(packages) <= _MIX_TABLE_LIMIT:
-        counts = _mix_by_table(packages, sizes, needed)
-    else:
-        counts = _mix_by_residues(packages, sizes, needed)
-    return tuple((by_id[pid], count) for pid, count in sorted(counts.items(), key=lambda kv: by_id[kv[0]].tokens))
-
-
-def _mix_by_table(packages, sizes, needed) -> dict[int, int]:
-    cost: list[Decimal] = [ZERO] + [Decimal("Infinity")] * needed
-    choice: list[PackageOffer | None] = [None] * (needed + 1)
-    for amount in range(1, needed + 1):
-        for p in packages:
-            candidate = p.price + cost[max(0, amount - sizes[p.id])]
-            if candidate < cost[amount]:
-                cost[amount], choice[amount] = candidate, p
-    counts: dict[int, int] = {}
-    while needed > 0:
-        p = choice[needed]
-        counts[p.id] = counts.get(p.id, 0) + 1
-        needed -= sizes[p.id]
-    return counts
-
-
-def _mix_by_residues(packages, sizes, needed) -> dict[int, int]:
-    best = min(packages, key=lambda p: (p.price / p.tokens, -p.tokens))
-    size = sizes[best.id]
-    others = [p for p in packages if p.id != best.id]
-    # Dijkstra over residues modulo the best size; a path's cost is the price of
-    # the other packages beyond what the same tokens would cost in best value.
-    excess = {p.id: p.price - best.price * sizes[p.id] / size for p in others}
-    price_of = {p.id: p.price for p in others}
-    # Each residue keeps its cheapest (excess, units, price) and a parent pointer, so
-    # memory grows with the best package's size, not its square.
-    found: dict[int, tuple[Decimal, int, Decimal, int | None, int | None]] = {}
-    queue = [(ZERO, 0, ZERO, 0, None, None)]  # (excess, units, price, residue, parent residue, package id)
-    while queue:
-        spent, units, paid, residue, parent, package_id = heapq.heappop(queue)
-        if residue in found:
-            continue
-        found[residue] = (spent, units, paid, parent, package_id)
-        for p in others:
-            after = (residue + sizes[p.id]) % size
-            if after not in found:
-                heapq.heappush(queue, (spent + excess[p.id], units + sizes[p.id], paid + price_of[p.id],
-                                       after, residue, p.id))
-    options = []
-    for residue, (_, units, paid, _, _) in found.items():
-        if units > needed:
-            continue
-        bulk = -(-(needed - units) // size)
-        options.append((paid + best.price * bulk, units + bulk * size, residue, bulk))
-    price, _, residue, bulk = min(options)
-    path = []
-    while found[residue][4] is not None:
-        path.append(found[residue][4])
-        residue = found[residue][3]
-    counts: dict[int, int] = {best.id: bulk} if bulk else {}
-    for pid in path:
-        counts[pid] = counts.get(pid, 0) + 1
-    return counts
