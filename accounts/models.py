@@ -15,11 +15,19 @@ class Account(models.Model):
     postal_code = models.CharField(max_length=20, blank=True)
     country = models.CharField(max_length=100, blank=True)
     vat_id = models.CharField("VAT id", max_length=40, blank=True)
+    billing_email = models.EmailField(
+        "billing email", blank=True,
+        help_text="Invoices and billing emails go here; empty: to every user of the account.")
     # Day of month (1-31) every monthly license renews on; set by the first monthly purchase.
     monthly_anchor_day = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
     # Read by pictor_billing.clock: empty, the account lives in real time; set (a test clock), its
     # clock stands at this moment and every date rule for this account follows it.
     clock_frozen_at = models.DateTimeField("clock stands at", null=True, blank=True, editable=False)
+    # Once a test clock was attached, for ever: the daily billing run, finance and MRR leave it
+    # out, and its invoices are numbered in a series of their own.
+    is_test_account = models.BooleanField("test account", default=False, editable=False)
+    test_clock_attached = models.BooleanField(default=False, editable=False,
+                                              help_text="Its test clock can be advanced (detached: frozen).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -27,6 +35,11 @@ class Account(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def invoice_series(self) -> str:
+        """The numbering series of its invoices: test accounts have their own (PB-TEST-…)."""
+        return "TEST" if self.is_test_account else ""
 
     @property
     def address_lines(self) -> list[str]:

@@ -1,10 +1,13 @@
-"""Account writes: the account lock every money path takes first, and the billing details."""
+"""Account writes: the account lock every money path takes first, the billing details, billing email."""
 
+from django.conf import settings
+from django.core.mail import send_mail
 from django.db import transaction
 
 from accounts.models import Account
 
-BILLING_DETAIL_FIELDS = ("name", "address_line1", "address_line2", "city", "postal_code", "country", "vat_id")
+BILLING_DETAIL_FIELDS = ("name", "address_line1", "address_line2", "city", "postal_code", "country", "vat_id",
+                         "billing_email")
 
 
 def account_lock(account: Account) -> Account:
@@ -37,3 +40,22 @@ def billing_details_update(*, account: Account, **details: str) -> Account:
         setattr(locked, name, value)
     locked.save(update_fields=list(details))
     return locked
+
+
+def billing_recipients(account: Account) -> list[str]:
+    """Where invoices and billing emails go: the billing email, else every active user of the account."""
+    if account.billing_email:
+        return [account.billing_email]
+    return list(account.users.filter(is_active=True).values_list("email", flat=True))
+
+
+def email_account(account: Account, subject: str, message: str) -> None:
+    """A billing email to the account, sent once the caller's transaction commits.
+
+    A rolled-back change never emails anyone; `robust` logs a mail failure instead of raising it
+    into a request whose writes are already committed.
+    """
+    recipients = billing_recipients(account)
+    if recipients:
+        transaction.on_commit(lambda: send_mail(subject, message, settings.DEFAULT_FROM_EMAIL, recipients),
+                              robust=True)

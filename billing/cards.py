@@ -7,7 +7,6 @@ from accounts.services import account_lock
 from licenses.models import License
 from payments.models import Card
 from payments.services import card_remove as payments_card_remove
-from pictor_billing import clock
 
 
 @transaction.atomic
@@ -19,5 +18,5 @@ def card_remove(*, account: Account, card: Card) -> Card | None:
     cannot leave active licenses without a default card.
     """
     account = account_lock(account)
-    licenses_active = License.objects.filter(account=account).active(clock.today(account)).exists()
+    licenses_active = License.objects.filter(account=account).active().exists()
     return payments_card_remove(account=account, card=card, default_required=licenses_active)

@@ -132,7 +132,7 @@ def _record(account: Account, quote: pricing.Quote, coupon: Coupon | None, *, us
             quantity=quote.quantity, coupon=coupon if quote.coupon_applied else None, total_due=quote.total_due,
             invoice=invoice, created_at=now,
         )
-        licenses_create(account=account, purchase=purchase, quote=quote, today=today)
+        licenses_create(account=account, purchase=purchase, quote=quote, today=today, invoice=invoice)
         _credit_record(account, quote, invoice, now)
         if quote.coupon_applied:
             CouponRedemption.objects.create(coupon=coupon, account=account, purchase=purchase, created_at=now)

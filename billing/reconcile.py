@@ -22,9 +22,15 @@ from collections import Counter
 from django.conf import settings
 
 from billing.checkout import OrderChanged, PaymentNeedsAction, PaymentPending, checkout_continue
+from billing.renewals import renewal_charge_outcome
 from billing.top_up import AUTO_TOP_UP_STALE, auto_top_up_release
 from payments.models import PaymentAttempt
-from payments.services import PaymentDeclined, attempt_cancel, attempt_refresh, attempt_refund
+from payments.services import (
+    PaymentDeclined,
+    attempt_cancel,
+    attempt_refresh,
+    attempt_refund,
+)
 from pictor_billing import clock
 from tokens.models import TokenSettings
 
@@ -42,6 +48,9 @@ def payments_reconcile(*, older_than: datetime.timedelta | None = None) -> Count
     stale = PaymentAttempt.objects.filter(
         status__in=(PaymentAttempt.PENDING, PaymentAttempt.UNKNOWN, PaymentAttempt.AUTHORIZED),
         updated_at__lte=cutoff).exclude(kind=PaymentAttempt.REFUND).order_by("pk")
+    # A renewal charge still waiting for the charge step was never sent: not reconciliation's.
+    stale = stale.exclude(kind=PaymentAttempt.CHARGE, status=PaymentAttempt.PENDING, sent_at__isnull=True)
+    stale = stale.exclude(kind=PaymentAttempt.CHARGE, status=PaymentAttempt.PENDING, sent_at__gt=cutoff)
     for attempt in stale.iterator():
         outcomes[attempt_reconcile(attempt)] += 1
     waiting = PaymentAttempt.objects.filter(status=PaymentAttempt.REQUIRES_ACTION,
@@ -57,6 +66,8 @@ def payments_reconcile(*, older_than: datetime.timedelta | None = None) -> Count
 
 def attempt_reconcile(attempt: PaymentAttempt) -> str:
     """Settle one attempt from what the processor says; the status it ends in."""
+    if attempt.kind == PaymentAttempt.CHARGE:
+        return _charge_reconcile(attempt)
     if attempt.status in (PaymentAttempt.PENDING, PaymentAttempt.UNKNOWN):
         attempt = attempt_refresh(attempt)
     if attempt.status in (PaymentAttempt.AUTHORIZED, PaymentAttempt.SUCCEEDED) and attempt.order_recorded_at is None:
@@ -74,6 +85,16 @@ def attempt_reconcile(attempt: PaymentAttempt) -> str:
     if attempt.purpose == PaymentAttempt.AUTO_TOP_UP and not attempt.in_flight:
         auto_top_up_release(attempt.account)
     log.info("reconciled attempt %s: %s", attempt.pk, attempt.status)
+    return attempt.status
+
+
+def _charge_reconcile(attempt: PaymentAttempt) -> str:
+    # A renewal charge (one step, its invoice issued first): what the processor says settles the
+    # renewal; one it never received goes back to the charge step, to be sent with the same key.
+    attempt = attempt_refresh(attempt, resend_if_never_received=True)
+    if attempt.status == PaymentAttempt.PENDING:
+        return "to be sent again"
+    renewal_charge_outcome(attempt)
     return attempt.status
 
 

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.tasks import task
 
 from accounts.models import Account
-from accounts.services import account_lock
+from accounts.services import account_lock, email_account
 from billing.checkout import (
     OrderChanged,
     PaymentNeedsAction,
@@ -38,7 +38,6 @@ from pictor_billing.money import ZERO
 from tokens.models import TokenEntry, TokenPackage, TokenSettings, TopUp
 from tokens.services import (
     auto_top_up_allowed,
-    email_account_users,
     ledger_add,
     low_balance_check,
     packages_on_sale,
@@ -229,6 +228,6 @@ def _switch_off(account: Account, prefs: TokenSettings, reason: str) -> None:
     # Inside the caller's transaction with the account locked.
     TokenSettings.objects.filter(pk=prefs.pk).update(auto_top_up=False, auto_top_up_failure=reason[:200],
                                                      auto_top_up_pending_since=None)
-    email_account_users(account, "Auto top-up switched off",
+    email_account(account, "Auto top-up switched off",
                         f"An automatic token top-up failed: {reason}\nAuto top-up is now off. Add a card and switch "
                         "it on again on the Token activity page.")

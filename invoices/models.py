@@ -34,13 +34,21 @@ class ImmutableQuerySet(AppendOnlyQuerySet):
 
 
 class InvoiceSequence(models.Model):
-    """The last number used in a year; locked and bumped inside the issuing transaction."""
+    """The last number used in a series and year; bumped as the last step of the issuing transaction.
 
-    year = models.PositiveSmallIntegerField(primary_key=True)
+    The series is "" for real accounts and "TEST" for test accounts (PB-TEST-2027-000001), so test
+    clocks never take a number from the real, gap-free sequence.
+    """
+
+    series = models.CharField(max_length=10, blank=True, default="")
+    year = models.PositiveSmallIntegerField()
     last_number = models.PositiveIntegerField(default=0)
 
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["series", "year"], name="one_sequence_per_series_year")]
+
     def __str__(self) -> str:
-        return f"{self.year}: {self.last_number}"
+        return f"{self.series or 'PB'} {self.year}: {self.last_number}"
 
 
 class Invoice(models.Model):
@@ -60,8 +68,11 @@ class Invoice(models.Model):
     # Numbered as the last step of the transaction that issues it (invoices.services.issuing_invoice),
     # so the year's sequence is locked only for an instant; never empty once committed.
     number = models.CharField(max_length=20, unique=True, null=True)  # noqa: DJ001 - unique only once numbered
+    series = models.CharField(max_length=10, blank=True, default="", help_text="TEST for a test account.")
     year = models.PositiveSmallIntegerField()
     sequence = models.PositiveIntegerField(null=True)
+    service_from = models.DateField(null=True, blank=True, help_text="A renewal's service period.")
+    service_to = models.DateField(null=True, blank=True)
     kind = models.CharField(max_length=20, choices=KIND_CHOICES)
     issued_on = models.DateField()
     description = models.CharField(max_length=200)
@@ -87,7 +98,7 @@ class Invoice(models.Model):
 
     class Meta:
         ordering = ["-issued_on", "-year", "-sequence"]
-        constraints = [models.UniqueConstraint(fields=["year", "sequence"], name="gap_free_per_year")]
+        constraints = [models.UniqueConstraint(fields=["series", "year", "sequence"], name="gap_free_per_year")]
         indexes = [models.Index(fields=["account", "-issued_on"])]
 
     def __str__(self) -> str:

@@ -45,31 +45,31 @@ def _number_take(invoice: Invoice) -> None:
     and writing it onto the invoice is one statement, so that is one round trip. A rolled-back
     transaction gives its number back, so numbers stay gap-free.
     """
-    year = invoice.year
-    prefix = f"PB-{year}-"
+    year, series = invoice.year, invoice.series
+    prefix = f"PB-{series}-{year}-" if series else f"PB-{year}-"
     sequences = connection.ops.quote_name(InvoiceSequence._meta.db_table)
     invoices = connection.ops.quote_name(Invoice._meta.db_table)
     for _ in range(2):
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
                 cursor.execute(
-                    f"WITH taken AS (UPDATE {sequences} SET last_number = last_number + 1 WHERE year = %s "  # noqa: S608
-                    "RETURNING last_number) "
+                    f"WITH taken AS (UPDATE {sequences} SET last_number = last_number + 1 "  # noqa: S608
+                    "WHERE series = %s AND year = %s RETURNING last_number) "
                     f"UPDATE {invoices} SET sequence = taken.last_number, "
                     "number = %s || lpad(taken.last_number::text, 6, '0') "
                     f"FROM taken WHERE {invoices}.id = %s AND {invoices}.sequence IS NULL RETURNING taken.last_number",
-                    [year, prefix, invoice.pk])
+                    [series, year, prefix, invoice.pk])
                 row = cursor.fetchone()
             else:
-                cursor.execute(f"UPDATE {sequences} SET last_number = last_number + 1 WHERE year = %s "  # noqa: S608
-                               "RETURNING last_number", [year])
+                cursor.execute(f"UPDATE {sequences} SET last_number = last_number + 1 "  # noqa: S608
+                               "WHERE series = %s AND year = %s RETURNING last_number", [series, year])
                 row = cursor.fetchone()
                 if row is not None:
                     Invoice.objects.filter(pk=invoice.pk)._number(sequence=row[0], number=f"{prefix}{row[0]:06d}")
         if row is not None:
             invoice.sequence, invoice.number = row[0], f"{prefix}{row[0]:06d}"
             return
-        InvoiceSequence.objects.get_or_create(year=year)  # the year's first invoice: then take its number
+        InvoiceSequence.objects.get_or_create(series=series, year=year)  # the first of its year: then number it
     raise RuntimeError(f"could not number an invoice of {year}")
 
 
@@ -90,6 +90,8 @@ def issuing_invoice(
     refers_to: Invoice | None = None,
     attempt_id: int | None = None,
     user=None,
+    service_from: datetime.date | None = None,
+    service_to: datetime.date | None = None,
 ):
     """Issue an invoice inside the caller's transaction: its rows now, its number as the block ends.
 
@@ -105,7 +107,8 @@ def issuing_invoice(
     seller = settings.SELLER
     now = clock.now(account)
     invoice = Invoice.objects.create(
-        account=account, year=issued_on.year, kind=kind, issued_on=issued_on, description=description[:200],
+        account=account, series=account.invoice_series, year=issued_on.year, kind=kind,
+        service_from=service_from, service_to=service_to, issued_on=issued_on, description=description[:200],
         status=status, subtotal=subtotal, discount_total=discount_total, credit_applied=credit_applied, total=total,
         refers_to=refers_to, buyer_name=account.name, buyer_address="\n".join(account.address_lines),
         buyer_vat_id=account.vat_id, seller_name=seller["name"], seller_address=seller["address"],

@@ -1,6 +1,5 @@
 """Licenses, their price list and features, coupons, and completed purchases."""
 
-import datetime
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
@@ -127,15 +126,42 @@ class CouponRedemption(models.Model):
         return f"{self.coupon_id} on purchase {self.purchase_id}"
 
 
-class LicenseQuerySet(models.QuerySet):
-    def active(self, today: datetime.date):
-        """Licenses that count as active on `today` (the account's clock): not expired and inside their
-        paid period (cancelling ones count).
+class RenewalGroup(models.Model):
+    """What renews together: the account's monthly anchor group, or the licenses of one annual purchase.
 
-        A license whose billing date has passed without a renewal is no longer
-        active, even before a job marks it expired.
+    `anchor_on` is the group's first date: a monthly group renews on its day of the month (the
+    last day of a short month stands in for 29-31), an annual group on its anniversaries (bought
+    Feb 29: Feb 28 in common years). A group with no license left ends; an account's monthly
+    anchor goes with its monthly group.
+    """
+
+    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="renewal_groups")
+    period = models.CharField(max_length=10, choices=PERIOD_CHOICES)
+    anchor_on = models.DateField(help_text="The group's first date: what its renewal dates count from.")
+    ended_on = models.DateField(null=True, blank=True, help_text="No license left in it from this date.")
+    created_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account"],
+                                               condition=models.Q(period="monthly", ended_on__isnull=True),
+                                               name="one_open_monthly_group_per_account")]
+
+    def __str__(self) -> str:
+        return f"{self.get_period_display()} group from {self.anchor_on}"
+
+
+class LicenseQuerySet(models.QuerySet):
+    def active(self):
+        """Licenses that count as active: not expired, past due and cancelling ones included.
+
+        A license stays active until a renewal outcome or its cancellation ends it (the billing
+        run expires it): reaching its billing date before the run has reached it does not.
         """
-        return self.exclude(status=License.EXPIRED).filter(period_end__gt=today)
+        return self.exclude(status=License.EXPIRED)
+
+    def renewing(self):
+        """Active licenses that are not cancelled: what a renewal bills and its bracket counts."""
+        return self.active().filter(cancel_at_period_end=False)
 
 
 class License(models.Model):
@@ -146,6 +172,7 @@ class License(models.Model):
 
     account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="licenses")
     purchase = models.ForeignKey(Purchase, on_delete=models.PROTECT, related_name="licenses")
+    group = models.ForeignKey(RenewalGroup, on_delete=models.PROTECT, related_name="licenses")
     tier = models.CharField(max_length=10, choices=TIER_CHOICES)
     period = models.CharField(max_length=10, choices=PERIOD_CHOICES)
     status = models.CharField(max_length=10, choices=STATUS_CHOICES, default=ACTIVE)
@@ -159,28 +186,57 @@ class License(models.Model):
     list_price = models.DecimalField(max_digits=10, decimal_places=2, help_text="List price when last charged.")
     discount_rate = models.DecimalField(max_digits=4, decimal_places=2, default=Decimal("0.00"),
                                         help_text="Volume discount rate it was last charged at.")
+    ended_on = models.DateField(null=True, blank=True, help_text="Expired: paid until this date.")
     created_at = models.DateTimeField(default=clock.now)
 
     objects = LicenseQuerySet.as_manager()
 
     class Meta:
         ordering = ["-purchased_on", "-id"]
-        indexes = [models.Index(fields=["account", "status"])]
+        indexes = [models.Index(fields=["account", "status"]), models.Index(fields=["status", "period_end"])]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.get_tier_display()} {self.period}"
 
-    def has_ended_on(self, today: datetime.date) -> bool:
-        """Expired, or its billing date has passed without a renewal, on `today` (the account's clock)."""
-        return self.status == self.EXPIRED or self.period_end <= today
+    @property
+    def has_ended(self) -> bool:
+        return self.status == self.EXPIRED
 
-    def status_label(self, today: datetime.date) -> str:
+    @property
+    def status_label(self) -> str:
         """Active, Cancelling, Past due or Expired, as the Licenses tab shows it."""
-        if self.has_ended_on(today):
-            return "Expired"
         if self.status == self.ACTIVE and self.cancel_at_period_end:
             return "Cancelling"
         return self.get_status_display()
+
+
+class LicenseTerm(models.Model):
+    """One paid period of one license: what it was, at what price and rate, and what was paid for it.
+
+    `paid` is this license's share of what its invoice charged for it (after pro-rata, the volume
+    discount and any coupon; credit used counts as paid): the ceiling of an upgrade's credit.
+    """
+
+    PURCHASE, RENEWAL, CHANGE = "purchase", "renewal", "change"
+    license = models.ForeignKey(License, on_delete=models.PROTECT, related_name="terms")
+    kind = models.CharField(max_length=10, choices=[(PURCHASE, "Purchase"), (RENEWAL, "Renewal"),
+                                                     (CHANGE, "Plan change")])
+    starts_on = models.DateField()
+    ends_on = models.DateField()
+    tier = models.CharField(max_length=10, choices=TIER_CHOICES)
+    period = models.CharField(max_length=10, choices=PERIOD_CHOICES)
+    list_price = models.DecimalField(max_digits=10, decimal_places=2)
+    rate = models.DecimalField(max_digits=4, decimal_places=2)
+    paid = models.DecimalField(max_digits=10, decimal_places=2)
+    invoice = models.ForeignKey("invoices.Invoice", on_delete=models.PROTECT, null=True, blank=True,
+                                related_name="license_terms")
+    created_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        ordering = ["license", "starts_on", "id"]
+
+    def __str__(self) -> str:
+        return f"#{self.license_id} {self.starts_on} – {self.ends_on}: ${self.paid}"
 
 
 class EventLease(models.Model):

@@ -9,10 +9,20 @@ from django.db.models import Case, Count, Exists, OuterRef, Q, Value, When
 
 from accounts.models import Account
 from accounts.services import account_lock
-from licenses.models import Coupon, EventLease, Feature, License, PriceListEntry, Purchase, normalize_code
+from licenses.models import (
+    Coupon,
+    EventLease,
+    Feature,
+    License,
+    LicenseTerm,
+    PriceListEntry,
+    Purchase,
+    RenewalGroup,
+    normalize_code,
+)
 from payments.services import credit_balance
 from pictor_billing import clock, pricing
-from pictor_billing.money import ZERO
+from pictor_billing.money import ZERO, to_money
 
 # In pricing.ActiveLicense's field order: plain rows, no model instances.
 ACTIVE_LICENSE_FIELDS = ("id", "tier", "period", "list_price", "discount_rate", "period_start", "period_end")
@@ -80,7 +90,7 @@ def purchase_quote(
     now = clock.now(account)
     code = normalize_code(coupon_code)
     coupon = coupon_with_counts(code, account, lock=lock) if code else None
-    active = License.objects.filter(account=account).active(now.date())
+    active = License.objects.filter(account=account).active()
     active_count = active.count()
     # Only licenses below the bracket this purchase reaches can get an adjustment:
     # an account of 500 licenses, all at 15%, fetches none of them.
@@ -96,19 +106,41 @@ def purchase_quote(
     return quote, coupon
 
 
-def licenses_create(*, account: Account, purchase: Purchase, quote: pricing.Quote, today: datetime.date) -> None:
-    """The purchase's new licenses, and the new bracket rate on the licenses its quote adjusted."""
+def monthly_group(account: Account, *, anchor_on: datetime.date) -> RenewalGroup:
+    """The account's open monthly group (its anchor), created on its first monthly license."""
+    group = RenewalGroup.objects.filter(account=account, period=pricing.MONTHLY, ended_on__isnull=True).first()
+    return group or RenewalGroup.objects.create(account=account, period=pricing.MONTHLY, anchor_on=anchor_on,
+                                                created_at=clock.now(account))
+
+
+def licenses_create(*, account: Account, purchase: Purchase, quote: pricing.Quote, today: datetime.date,
+                    invoice) -> None:
+    """The purchase's new licenses with their first term, in their renewal group; and the new bracket
+    rate on the licenses its quote adjusted."""
     if quote.period == pricing.MONTHLY and quote.prorata_days is not None:
         # Bought mid-cycle: its period is the whole cycle, so a later adjustment's
         # "unused share" is measured the same way as for the others.
         period_start = quote.renews_on - datetime.timedelta(days=quote.cycle_days)
     else:
         period_start = today
-    License.objects.bulk_create(
-        License(account=account, purchase=purchase, tier=quote.tier, period=quote.period, purchased_on=today,
-                period_start=period_start, period_end=quote.renews_on, list_price=quote.unit_price,
-                discount_rate=quote.volume_rate)
+    if quote.period == pricing.MONTHLY:
+        group = monthly_group(account, anchor_on=today)
+    else:  # the licenses of one annual purchase renew together, on its anniversaries
+        group = RenewalGroup.objects.create(account=account, period=pricing.ANNUAL, anchor_on=today,
+                                            created_at=clock.now(account))
+    licenses = License.objects.bulk_create(
+        License(account=account, purchase=purchase, group=group, tier=quote.tier, period=quote.period,
+                purchased_on=today, period_start=period_start, period_end=quote.renews_on,
+                list_price=quote.unit_price, discount_rate=quote.volume_rate)
         for _ in range(quote.quantity)
+    )
+    # What each paid for this term: its share of the order after pro-rata, bracket and coupon.
+    paid = to_money((quote.charged_base - quote.volume_discount - quote.coupon_discount) / quote.quantity)
+    LicenseTerm.objects.bulk_create(
+        LicenseTerm(license=lic, kind=LicenseTerm.PURCHASE, starts_on=today, ends_on=quote.renews_on, tier=quote.tier,
+                    period=quote.period, list_price=quote.unit_price, rate=quote.volume_rate, paid=paid,
+                    invoice=invoice)
+        for lic in licenses
     )
     # Licenses already active now carry the new bracket's rate (docs/rules.md: Volume discounts).
     adjusted = [adjustment.license_id for adjustment in quote.adjustments]
@@ -121,7 +153,7 @@ def license_cancel(*, account: Account, license: License) -> License:
     """Cancel at period end: the license stays active until its billing date, then expires."""
     account = account_lock(account)
     license = License.objects.select_for_update().get(pk=license.pk, account=account)
-    if license.has_ended_on(clock.today(account)):
+    if license.has_ended:
         raise LicenseActionRefused("This license has already expired.")
     if license.cancel_at_period_end:
         raise LicenseActionRefused("This license is already cancelled.")
@@ -136,7 +168,7 @@ def license_undo_cancel(*, account: Account, license: License) -> License:
     """Undo a cancellation; possible until the license's billing date."""
     account = account_lock(account)
     license = License.objects.select_for_update().get(pk=license.pk, account=account)
-    if license.has_ended_on(clock.today(account)):
+    if license.has_ended:
         raise LicenseActionRefused("This license has expired; buy a new one instead.")
     if not license.cancel_at_period_end:
         raise LicenseActionRefused("This license is not cancelled.")
@@ -180,20 +212,19 @@ def event_start(*, account: Account, event_id: str, event_tier: str, device_id: 
     with transaction.atomic():
         account = account_lock(account)
         now = clock.now(account)
-        today = now.date()
         live = EventLease.objects.select_related("license").filter(account=account, event_id=event_id,
                                                                    stopped_at__isnull=True).first()
         if live is not None:
-            if live.license.status != License.EXPIRED and live.license.period_end > today:
+            if not live.license.has_ended:
                 if TIER_RANK[live.license.tier] < TIER_RANK[event_tier]:
                     raise EventLiveOnLowerTier(event_id)
                 return live, False
-            # Its license's paid period is over (a cancelled one runs its event until then, not
-            # after): that lease has ended, and the event needs another license.
+            # Its license has expired (expiry ends its leases; this is the belt to those braces):
+            # that lease has ended, and the event needs another license.
             live.stopped_at = now
             live.save(update_fields=["stopped_at"])
         sufficient = [tier for tier in pricing.TIERS if TIER_RANK[tier] >= TIER_RANK[event_tier]]
-        candidates = License.objects.filter(account=account, tier__in=sufficient).active(today)
+        candidates = License.objects.filter(account=account, tier__in=sufficient).active()
         if not candidates.exists():
             raise LicenseTierNeeded(event_tier)
         # Not exclude(leases__stopped_at__isnull=True): across the reverse relation that is a LEFT JOIN,
@@ -224,7 +255,6 @@ def event_stop(*, account: Account, event_id: str) -> EventLease:
 
 def device_licenses(*, account: Account) -> list[dict]:
     """The active licenses a device may start events on, with what they run and whether they are free."""
-    today = clock.today(account)
     busy = dict(EventLease.objects.filter(account=account, stopped_at__isnull=True)
                 .values_list("license_id", "event_id"))
     return [
@@ -232,5 +262,5 @@ def device_licenses(*, account: Account) -> list[dict]:
          "runs": [t for t in pricing.TIERS if TIER_RANK[t] <= TIER_RANK[lic.tier]],
          "paid_until": lic.period_end.isoformat(), "cancelling": lic.cancel_at_period_end,
          "live_event_id": busy.get(lic.pk)}
-        for lic in License.objects.filter(account=account).active(today).order_by("pk")
+        for lic in License.objects.filter(account=account).active().order_by("pk")
     ]

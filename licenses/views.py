@@ -20,11 +20,10 @@ def license_list(request):
 
 
 def _shown(request, licenses) -> list[License]:
-    """The licenses with what the tab shows of each on the account's today: ended, and its status."""
-    today = clock.today(request.account)
+    """The licenses with what the tab shows of each: ended, and its status."""
     licenses = list(licenses)
     for license in licenses:
-        license.ended, license.status_shown = license.has_ended_on(today), license.status_label(today)
+        license.ended, license.status_shown = license.has_ended, license.status_label
     return licenses
 
 

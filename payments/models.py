@@ -116,6 +116,9 @@ class PaymentAttempt(models.Model):
     failure_reason = models.CharField(max_length=300, blank=True, help_text="Plain words, as shown to the owner.")
     order = models.JSONField(default=dict, blank=True, help_text="What is recorded once the money is authorized.")
     order_recorded_at = models.DateTimeField(null=True, blank=True)
+    # When the call was handed to the processor (real time): a renewal charge waits in the queue
+    # unsent, and reconciliation leaves what was never sent to the charge step.
+    sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=clock.now)
     # Real time, not the account's clock: reconciliation looks for attempts left alone too long.
     updated_at = models.DateTimeField(auto_now=True)
@@ -151,7 +154,9 @@ class CreditEntry(models.Model):
     """One movement of the account's USD credit balance; append-only, the balance is the sum."""
 
     VOLUME_ADJUSTMENT, APPLIED, ADMIN_CREDIT, UPGRADE_CREDIT = "volume_adjustment", "applied", "admin_credit", "upgrade"
+    RETURNED = "returned"
     KIND_CHOICES = [
+        (RETURNED, "Credit returned by a failed invoice"),
         (VOLUME_ADJUSTMENT, "Volume discount adjustment"),
         (APPLIED, "Applied to a charge"),
         (ADMIN_CREDIT, "Credit issued by an admin"),

@@ -259,17 +259,24 @@ def attempt_cancel(attempt: PaymentAttempt) -> PaymentAttempt:
     return _authorization_move(attempt, "cancel")
 
 
-def attempt_refresh(attempt: PaymentAttempt) -> PaymentAttempt:
+def attempt_refresh(attempt: PaymentAttempt, *, resend_if_never_received: bool = False) -> PaymentAttempt:
     """Ask the processor how this payment stands, by its id or else by the attempt id it carries.
 
-    A payment the processor never received is marked failed: no money moved. Used by
-    reconciliation for attempts left pending or unknown, and after the cardholder authenticates.
+    A payment the processor never received is marked failed: no money moved. Or, with
+    `resend_if_never_received` (a renewal charge, which a queue sends), it waits to be sent again
+    with the same key. Used by reconciliation for attempts left pending or unknown, and after the
+    cardholder authenticates.
     """
     _refuse_inside_transaction()
     try:
         outcome = get_gateway().lookup(processor_ref=attempt.processor_ref, attempt_id=attempt.pk)
     except ProcessorUnavailable as error:
         return _attempt_unknown(attempt, error)
+    if outcome is None and resend_if_never_received:
+        PaymentAttempt.objects.filter(pk=attempt.pk, status__in=[PaymentAttempt.PENDING, PaymentAttempt.UNKNOWN]
+                                      ).update(status=PaymentAttempt.PENDING, sent_at=None)
+        attempt.refresh_from_db()
+        return attempt
     if outcome is None:
         outcome = PaymentOutcome(gw.FAILED, "", to_minor_units(attempt.amount), decline_code="not_received",
                                  message="The payment never reached the processor; nothing was charged.")

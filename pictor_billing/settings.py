@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "django_tasks_db",
     "pictor_billing",
     "accounts",
     "licenses",
@@ -155,9 +156,22 @@ SANDBOX_LATENCY_MS = int(os.environ.get("SANDBOX_LATENCY_MS", "0"))
 # Attempts left pending or unknown this long are settled by reconciliation (payments_reconcile).
 RECONCILE_AFTER_SECONDS = int(os.environ.get("RECONCILE_AFTER_SECONDS", "120"))
 
-# Background work (queued auto top-ups, reconciliation) runs through Django's task framework.
-# The immediate backend runs a task as soon as it is enqueued, in the same process.
-TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+# Background work (the billing run's per-account tasks and charge step, queued auto top-ups,
+# reconciliation) runs through Django's task framework on a database queue that several
+# `manage.py db_worker` processes share. TASKS_BACKEND=immediate runs each task at once, in the
+# process that enqueues it (no worker needed).
+TASKS = {"default": {
+    "BACKEND": {"database": "django_tasks_db.DatabaseBackend",
+                "immediate": "django.tasks.backends.immediate.ImmediateBackend"}[
+        os.environ.get("TASKS_BACKEND", "database")],
+    "QUEUES": ["default"],
+}}
+# Renewal charges are sent this many at a time by the charge step (each waits on the processor).
+# SQLite writes one transaction at a time, so there one is enough.
+BILLING_CHARGE_CONCURRENCY = int(os.environ.get("BILLING_CHARGE_CONCURRENCY")
+                                 or (1 if DATABASES["default"]["ENGINE"].endswith("sqlite3") else 16))
+# Test clocks (staff move one account's time forward): on with the sandbox, never with live Stripe keys.
+TEST_CLOCKS = envbool("TEST_CLOCKS", PAYMENT_GATEWAY == "sandbox")
 STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
 STRIPE_PUBLISHABLE_KEY = os.environ.get("STRIPE_PUBLISHABLE_KEY", "")
 

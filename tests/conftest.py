@@ -2,10 +2,16 @@
 charlie has an account of his own and no access to alice's."""
 
 import pytest
+from django.conf import settings
 from django.test import Client
 
-from payments.services import card_add
-from tests.factories import PASSWORD, AccountFactory, UserFactory, packages_seed, price_list_seed
+# Each task runs as it is enqueued, in the test's own process and transaction (no worker); the
+# queue tests start real `db_worker` processes with the database backend instead. Set before any
+# task is enqueued: Django reads TASKS once, at the first use of a backend.
+settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+
+from payments.services import card_add  # noqa: E402  (after TASKS: importing a task reads it)
+from tests.factories import PASSWORD, AccountFactory, UserFactory, packages_seed, price_list_seed  # noqa: E402
 
 VISA = "4242424242424242"
 MASTERCARD = "5555555555554444"

@@ -13,12 +13,10 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 
 from accounts.models import Account
-from accounts.services import account_lock
+from accounts.services import account_lock, email_account
 from payments.services import NoDefaultCard, credit_balance, default_card
 from pictor_billing import clock, pricing
 from tokens.models import OUTPUT_TYPES, OutputRate, TokenEntry, TokenPackage, TokenSettings, TopUp, UsageRequest
@@ -187,22 +185,12 @@ def low_balance_check(account: Account, prefs: TokenSettings, balance: int) -> N
     if low and not prefs.low_balance_alerted:
         TokenSettings.objects.filter(pk=prefs.pk).update(low_balance_alerted=True)
         prefs.low_balance_alerted = True  # a second check in the same debit must not email again
-        email_account_users(account, "Your Pictor token balance is low",
+        email_account(account, "Your Pictor token balance is low",
                       f"{account.name} has {balance} tokens left (your alert is set at "
                       f"{prefs.low_balance_threshold}). Top up from the Billing area.")
     elif not low and prefs.low_balance_alerted:
         TokenSettings.objects.filter(pk=prefs.pk).update(low_balance_alerted=False)
         prefs.low_balance_alerted = False
-
-
-def email_account_users(account: Account, subject: str, message: str) -> None:
-    recipients = list(account.users.filter(is_active=True).values_list("email", flat=True))
-    if recipients:
-        # Sent once the transaction commits, so a rolled-back change never emails anyone; `robust`
-        # logs a mail failure instead of raising it into a request whose writes are already committed
-        # (send_mail's fail_silently is deprecated in Django 6.1).
-        transaction.on_commit(lambda: send_mail(subject, message, settings.DEFAULT_FROM_EMAIL, recipients),
-                              robust=True)
 
 
 OUTPUT_TYPE_LABELS = dict(OUTPUT_TYPES)

@@ -41,6 +41,14 @@ from pictor_billing.pricing.purchase import (
     coupon_problem,
     quote_purchase,
 )
+from pictor_billing.pricing.renewal import (
+    RenewalQuote,
+    RenewedLicense,
+    RenewingLicense,
+    next_annual_date,
+    next_monthly_date,
+    quote_renewal,
+)
 from pictor_billing.pricing.top_up import (
     PackageOffer,
     TopUpQuote,
@@ -54,5 +62,6 @@ __all__ = [
     "PREMIUM", "PRO", "TIER_LABELS", "TIERS", "VOLUME_BRACKETS", "ActiveLicense", "CouponTerms", "LicenseAdjustment",
     "PackageOffer", "PricingError", "Quote", "QuoteLine", "TopUpQuote", "add_years", "anchor_date", "billing_cycle",
     "cheapest_package_mix", "coupon_problem", "next_bracket", "percent", "quote_fingerprint", "quote_purchase",
-    "quote_top_up", "quote_top_up_mix", "shift_month", "volume_rate",
+    "quote_top_up", "quote_top_up_mix", "shift_month", "volume_rate", "RenewalQuote", "RenewedLicense",
+    "RenewingLicense", "next_annual_date", "next_monthly_date", "quote_renewal",
 ]

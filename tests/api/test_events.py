@@ -3,6 +3,7 @@
 import pytest
 from django.utils import timezone
 
+from billing.renewals import account_prepare
 from licenses.models import EventLease, License
 from licenses.services import license_cancel
 from tests.api.conftest import licenses_of
@@ -145,8 +146,11 @@ def test_a_cancelled_license_keeps_running_its_event_until_its_period_ends(alice
                        "paid_until": license.period_end.isoformat(), "cancelling": True,
                        "live_event_id": "festival"}]
 
-    # The billing date comes and the license ends: the event can no longer run on it.
+    # Its billing date comes and the billing run expires it: the event can no longer run on it.
     License.objects.filter(pk=license.pk).update(period_end=timezone.now().date())
+    account_prepare(alice.account, timezone.now().date())
+    assert License.objects.get(pk=license.pk).status == License.EXPIRED
+    assert EventLease.objects.get(event_id="festival").stopped_at is not None
     assert alice_device.get("/api/v1/licenses").json() == {"licenses": []}
     refused = alice_device.start("festival", "pro")
     assert refused.status_code == 403
@@ -168,7 +172,7 @@ def test_an_expired_license_runs_nothing(alice, alice_device):
 def test_an_event_whose_license_ended_moves_to_another_free_license(alice, alice_device):
     first, second = licenses_of(alice.account, "pro", "pro", user=alice)
     assert alice_device.start("festival", "pro").json()["license_id"] == first.pk
-    License.objects.filter(pk=first.pk).update(period_end=timezone.now().date())
+    License.objects.filter(pk=first.pk).update(status=License.EXPIRED)  # its renewal failed for good
 
     moved = alice_device.start("festival", "pro")
 

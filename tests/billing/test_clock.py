@@ -7,7 +7,6 @@ from decimal import Decimal
 import pytest
 
 from invoices.models import Invoice
-from licenses.models import License
 from payments.models import Card
 from payments.services import PaymentDeclined, chargeable_card
 from pictor_billing import clock
@@ -61,15 +60,17 @@ def test_the_order_summary_renews_from_the_accounts_today(two_accounts, alice, c
     assert f'datetime="{add_years(clock.today(), 1):%Y-%m-%d}"' in charlie_page
 
 
-def test_licenses_end_by_their_accounts_today(two_accounts, alice, charlie):
+def test_what_falls_due_follows_the_accounts_today(two_accounts, alice, charlie):
+    from billing.renewals import due_dates
+
     alice_account, charlie_account = two_accounts
     clock_set(alice_account, None)
     buy_directly(alice_account, alice, period="monthly")  # renews about a month from real today
     clock_set(alice_account, LATER)
     buy_directly(charlie_account, charlie, period="monthly")
 
-    assert License.objects.filter(account=alice_account).active(clock.today(alice_account)).count() == 0
-    assert License.objects.filter(account=charlie_account).active(clock.today(charlie_account)).count() == 1
+    assert len(due_dates(alice_account, clock.today(alice_account))) == 1
+    assert due_dates(charlie_account, clock.today(charlie_account)) == []
 
 
 def test_a_card_that_expired_before_the_accounts_today_is_refused(two_accounts, charlie):

@@ -1,0 +1,33 @@
+"""The scheduler: what to enqueue now. It trusts stored dates, never the task table.
+
+django-tasks-db never reclaims a task a dead worker left running, so every pass (every 10 minutes)
+enqueues each account that has something due and no renewal for it yet; a task enqueued twice does
+its work once (one renewal per account and date), so several schedulers on several machines are safe.
+"""
+
+from collections import Counter
+
+from django.db.models import Q
+
+from billing.renewals import CLAIM_TIMEOUT, accounts_due
+from billing.tasks import payments_reconcile_task, renew_account_task, renewal_charges_task
+from payments.models import PaymentAttempt
+from pictor_billing import clock
+
+
+def schedule_pass() -> Counter:
+    """Enqueue the work due now; a count of what was enqueued."""
+    enqueued = Counter()
+    for account_id in accounts_due(clock.today()):
+        renew_account_task.enqueue(account_id)
+        enqueued["accounts"] += 1
+    now = clock.now()
+    unsent = PaymentAttempt.objects.filter(
+        purpose=PaymentAttempt.RENEWAL, kind=PaymentAttempt.CHARGE, status=PaymentAttempt.PENDING,
+        off_session=True).filter(Q(sent_at__isnull=True) | Q(sent_at__lt=now - CLAIM_TIMEOUT))
+    if unsent.exists():
+        renewal_charges_task.enqueue()
+        enqueued["charge steps"] += 1
+    payments_reconcile_task.enqueue()
+    enqueued["reconciliations"] += 1
+    return enqueued
