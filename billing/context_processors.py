@@ -1,9 +1,10 @@
 """The Billing header on every page: token balance (flagged when low), Top Up, and the banners
 (past due, no card, auto top-up switched off by a decline, a payment to confirm or being confirmed)."""
 
-from licenses.models import License
+from billing.models import Renewal
+from billing.renewals import next_renewal, open_renewals
 from payments.models import PaymentAttempt
-from payments.services import default_card
+from payments.services import credit_balance, default_card
 from pictor_billing import clock
 from tokens.models import TokenSettings
 from tokens.services import token_balance
@@ -59,8 +60,27 @@ class BillingHeader:
         return self._card
 
     @property
-    def past_due(self) -> bool:
-        return License.objects.filter(account=self.account, status=License.PAST_DUE).exists()
+    def past_due(self) -> Renewal | None:
+        """The oldest renewal waiting for payment (its licenses past due), or None."""
+        if not hasattr(self, "_past_due"):
+            self._past_due = open_renewals(self.account).filter(status=Renewal.PAST_DUE).first()
+        return self._past_due
+
+    @property
+    def next_renewal(self):
+        """The next renewal as the run will charge it (Licenses tab)."""
+        if not hasattr(self, "_next_renewal"):
+            self._next_renewal = next_renewal(self.account)
+        return self._next_renewal
+
+    @property
+    def credit_balance(self):
+        return credit_balance(self.account)
+
+    @property
+    def test_clock(self):
+        """The moment a test account's clock stands at (None for every real account)."""
+        return clock.now(self.account) if self.account.is_test_account else None
 
     @property
     def needs_card(self) -> bool:

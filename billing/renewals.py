@@ -216,12 +216,12 @@ def _claim(limit: int, *, account: Account | None = None) -> list[PaymentAttempt
     return claimed
 
 
-def _send_all(attempts: list[PaymentAttempt], concurrency: int) -> list[str]:
+def _send_all(attempts: list[PaymentAttempt], concurrency: int) -> list[PaymentAttempt | None]:
     """Send these charges from `concurrency` threads, each on its own connection, closed at its end."""
     work: queue.SimpleQueue = queue.SimpleQueue()
     for attempt in attempts:
         work.put(attempt)
-    results, errors = [], []
+    results: list[PaymentAttempt | None] = []
 
     def sender():
         try:
@@ -230,11 +230,7 @@ def _send_all(attempts: list[PaymentAttempt], concurrency: int) -> list[str]:
                     attempt = work.get_nowait()
                 except queue.Empty:
                     return
-                try:
-                    results.append(attempt_send_and_settle(attempt))
-                except Exception:  # one charge's failure never stops the others; reconciliation has it
-                    log.exception("renewal charge %s could not be settled", attempt.pk)
-                    errors.append(attempt.pk)
+                results.append(_send_one(attempt))
         finally:
             connection.close()
 
@@ -243,28 +239,37 @@ def _send_all(attempts: list[PaymentAttempt], concurrency: int) -> list[str]:
         thread.start()
     for thread in threads:
         thread.join()
-    return results + ["error"] * len(errors)
+    return results
+
+
+def _send_one(attempt: PaymentAttempt) -> PaymentAttempt | None:
+    try:
+        return attempt_send_and_settle(attempt)
+    except Exception:  # one charge's failure never stops the others; reconciliation has it
+        log.exception("renewal charge %s could not be settled", attempt.pk)
+        return None
 
 
 def renewal_charges_send(*, concurrency: int | None = None, account: Account | None = None,
-                         batch: int = 500) -> Counter:
+                         batch: int = 500) -> "RunSummary":
     """Send every pending renewal charge to the processor, `concurrency` at a time (outside every
-    transaction: threads, since each call waits on the processor); a count of the outcomes."""
+    transaction: threads, since each call waits on the processor); the outcomes and the sum charged."""
     concurrency = concurrency or settings.BILLING_CHARGE_CONCURRENCY
-    outcomes = Counter()
+    summary = RunSummary()
     while claimed := _claim(batch, account=account):
-        if concurrency == 1:
-            outcomes.update(attempt_send_and_settle(attempt) for attempt in claimed)
-        else:
-            outcomes.update(_send_all(claimed, concurrency))
-    return outcomes
+        sent = [_send_one(attempt) for attempt in claimed] if concurrency == 1 else _send_all(claimed, concurrency)
+        for attempt in sent:
+            summary.outcomes[attempt.status if attempt else "error"] += 1
+            if attempt and attempt.status == PaymentAttempt.SUCCEEDED:
+                summary.charged += attempt.amount
+    return summary
 
 
-def attempt_send_and_settle(attempt: PaymentAttempt) -> str:
+def attempt_send_and_settle(attempt: PaymentAttempt) -> PaymentAttempt:
     """Send one renewal charge and settle what the processor said (in the caller's thread)."""
     attempt = attempt_send(attempt)
     renewal_charge_outcome(attempt)
-    return attempt.status
+    return attempt
 
 
 def renewal_charge_outcome(attempt: PaymentAttempt) -> Renewal | None:
@@ -293,7 +298,7 @@ def renewal_charge_outcome(attempt: PaymentAttempt) -> Renewal | None:
 def _renewal_paid(account: Account, renewal: Renewal) -> None:
     renewal.status, renewal.next_retry_on = Renewal.PAID, None
     renewal.save(update_fields=["status", "next_retry_on"])
-    License.objects.filter(account=account, status=License.PAST_DUE).update(status=License.ACTIVE)
+    License.objects.filter(terms__invoice=renewal.invoice, status=License.PAST_DUE).update(status=License.ACTIVE)
     _receipt(account, renewal.invoice)
 
 
@@ -401,6 +406,14 @@ def renewal_pay_now(*, account: Account, renewal: Renewal) -> PaymentAttempt:
     return attempt
 
 
+def next_renewal(account: Account) -> pricing.RenewalQuote | None:
+    """The account's next renewal as the run will charge it: the earliest billing date of a license
+    that is not cancelled, priced now by `quote_renewal` (None when nothing will renew)."""
+    upcoming = License.objects.filter(account=account).renewing().order_by("period_end").values_list(
+        "period_end", flat=True).first()
+    return renewal_quote(account, upcoming) if upcoming else None
+
+
 def open_renewals(account: Account):
     """The account's renewals waiting for payment (past due), oldest first."""
     return Renewal.objects.filter(account=account, status__in=[Renewal.PAST_DUE, Renewal.ISSUED],
@@ -426,16 +439,22 @@ class RunSummary:
         self.expired += other.expired
         self.retries += other.retries
         self.outcomes.update(other.outcomes)
+        self.charged += other.charged
 
 
 def account_prepare(account: Account, upto: datetime.date) -> RunSummary:
     """The database work for one account: every missed billing date up to `upto`, oldest first, then
     its retries due. No processor call."""
     summary = RunSummary(accounts=1)
+    started = clock.now(account)
     expired_before = License.objects.filter(account=account, status=License.EXPIRED).count()
-    for billing_date in due_dates(account, upto):
+    done: set[datetime.date] = set()
+    # Oldest first, again after each date: a date renewed may bring the next one within reach
+    # (a run that missed a month bills both months).
+    while billing_date := next((d for d in due_dates(account, upto) if d not in done), None):
+        done.add(billing_date)
         renewal = renewal_prepare(account, billing_date)
-        if renewal is not None and renewal.invoice_id:
+        if renewal is not None and renewal.invoice_id and renewal.created_at >= started:
             summary.renewed += 1
     summary.retries = retries_prepare(account, upto)
     summary.expired = License.objects.filter(account=account, status=License.EXPIRED).count() - expired_before

@@ -5,16 +5,10 @@ clock's advance runs the very same steps for its one account, day by day, in the
 """
 
 import datetime
-from decimal import Decimal
-
-from django.db.models import Sum
 
 from accounts.models import Account
 from billing.notices import notices_send
 from billing.renewals import RunSummary, account_prepare, accounts_due, renewal_charges_send
-from payments.models import PaymentAttempt
-from pictor_billing import clock
-from pictor_billing.money import ZERO
 
 
 def billing_run(*, upto: datetime.date, concurrency: int | None = None, progress=None) -> RunSummary:
@@ -22,7 +16,6 @@ def billing_run(*, upto: datetime.date, concurrency: int | None = None, progress
 
     `progress(done, due)` is called as accounts are done. Safe to run twice, or beside workers.
     """
-    started = clock.now()
     due = list(accounts_due(upto))
     summary = RunSummary()
     for done, account in enumerate(Account.objects.filter(pk__in=due).order_by("pk").iterator(), start=1):
@@ -30,8 +23,7 @@ def billing_run(*, upto: datetime.date, concurrency: int | None = None, progress
         notices_send(account, upto)
         if progress is not None:
             progress(done, len(due))
-    summary.outcomes.update(renewal_charges_send(concurrency=concurrency))
-    summary.charged = _charged_since(started)
+    summary.add(renewal_charges_send(concurrency=concurrency))
     return summary
 
 
@@ -39,12 +31,5 @@ def account_day(account: Account, day: datetime.date) -> RunSummary:
     """One account's work for one day, charges included, in this process (a test clock's step)."""
     summary = account_prepare(account, day)
     notices_send(account, day)
-    summary.outcomes.update(renewal_charges_send(concurrency=1, account=account))
+    summary.add(renewal_charges_send(concurrency=1, account=account))
     return summary
-
-
-def _charged_since(started: datetime.datetime) -> Decimal:
-    total = PaymentAttempt.objects.filter(purpose=PaymentAttempt.RENEWAL, kind=PaymentAttempt.CHARGE,
-                                          status=PaymentAttempt.SUCCEEDED, updated_at__gte=started
-                                          ).aggregate(total=Sum("amount"))["total"]
-    return total or ZERO

@@ -32,7 +32,8 @@ def renew_account_task(account_id: int) -> dict:
 @task
 def renewal_charges_task() -> dict:
     """The charge step: send every pending renewal charge, BILLING_CHARGE_CONCURRENCY at a time."""
-    return dict(renewal_charges_send())
+    summary = renewal_charges_send()
+    return {**summary.outcomes, "charged": str(summary.charged)}
 
 
 @task

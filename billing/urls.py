@@ -6,7 +6,7 @@ while the views live here, above the apps they tie together.
 
 from django.urls import path
 
-from billing.views import cards, estimate, paying, purchase, signup, top_up
+from billing.views import cards, estimate, paying, purchase, renewals, signup, top_up
 
 app_name = "billing"
 urlpatterns = [
@@ -16,6 +16,7 @@ urlpatterns = [
     path("billing/tokens/top-up/", top_up.top_up, name="top_up"),
     path("billing/tokens/top-up/summary/", top_up.top_up_summary, name="top_up_summary"),
     path("billing/payments/<int:pk>/confirm/", paying.payment_confirm, name="payment_confirm"),
+    path("billing/renewals/<int:pk>/pay/", renewals.renewal_pay, name="renewal_pay"),
     path("billing/tokens/estimate/", estimate.estimate, name="estimate"),
     path("billing/tokens/estimate/result/", estimate.estimate_result, name="estimate_result"),
     path("billing/payment/cards/<int:pk>/remove/", cards.card_remove_view, name="card_remove"),

@@ -17,6 +17,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.decorators import account_required
 from billing.checkout import OrderChanged, PaymentNeedsAction, PaymentPending, checkout_continue
+from billing.renewals import renewal_charge_outcome
 from licenses.models import Purchase
 from payments.models import PaymentAttempt
 from payments.services import (
@@ -89,6 +90,16 @@ def paid_message(recorded, attempt: PaymentAttempt | None) -> str:
     return f"{what} {paid} Invoice {invoice.number} is on the Invoices tab."
 
 
+def _renewal_confirmed(request, attempt: PaymentAttempt):
+    renewal_charge_outcome(attempt)
+    if attempt.status == PaymentAttempt.SUCCEEDED:
+        messages.success(request, f"Paid: {format_usd(attempt.amount)} charged to {attempt.card.label}. Your "
+                                  "licenses are active again.")
+    else:
+        messages.error(request, f"{attempt.failure_reason or 'The payment was not confirmed.'} Nothing was charged.")
+    return redirect("licenses:list")
+
+
 def _landing(recorded) -> str:
     return reverse("licenses:list") if isinstance(recorded, Purchase) else reverse("tokens:activity")
 
@@ -106,6 +117,8 @@ def payment_confirm(request, pk):
             return TemplateResponse(request, "billing/payment_confirm.html", {"attempt": attempt}, status=400)
         processor.authenticate(processor_ref=attempt.processor_ref, approve=request.POST["action"] == "approve")
         attempt = attempt_refresh(attempt)
+        if attempt.purpose == PaymentAttempt.RENEWAL:
+            return _renewal_confirmed(request, attempt)
         try:
             recorded = checkout_continue(attempt)
         except PaymentDeclined as declined:

@@ -78,6 +78,14 @@ class RenewalQuote:
     def quantity(self) -> int:
         return len(self.licenses)
 
+    @property
+    def what(self) -> str:
+        """What renews, in words: "3 Pro monthly, 1 Basic annual"."""
+        counts: dict[tuple[str, str], int] = {}
+        for lic in self.licenses:
+            counts[(lic.tier, lic.period)] = counts.get((lic.tier, lic.period), 0) + 1
+        return ", ".join(f"{count} {TIER_LABELS[tier]} {period}" for (tier, period), count in counts.items())
+
 
 def next_monthly_date(billing_date: date, anchor_day: int) -> date:
     """The monthly billing date after this one, on the anchor day (the last day of a short month stands in)."""

@@ -3,12 +3,12 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Account
-from billing.test_clocks import (
-    TestClockRefused,
+from billing.clocks import (
+    ClockRefused,
+    clock_advance,
+    clock_attach,
+    clock_detach,
     parse_moment,
-    test_clock_advance,
-    test_clock_attach,
-    test_clock_detach,
 )
 from pictor_billing import clock
 
@@ -29,21 +29,21 @@ class Command(BaseCommand):
             if action == "attach":
                 if not time:
                     raise CommandError("attach needs the start time")
-                target = test_clock_attach(account=target, start=parse_moment(time))
+                target = clock_attach(account=target, start=parse_moment(time))
                 at = clock.now(target)
                 self.stdout.write(f"{target} is a test account; its clock stands at {at:%Y-%m-%d %H:%M} UTC.")
             elif action == "advance":
                 if not time:
                     raise CommandError("advance needs the new time (or +15d)")
-                summary = test_clock_advance(account=target, to=parse_moment(time, since=clock.now(target)))
+                summary = clock_advance(account=target, to=parse_moment(time, since=clock.now(target)))
                 self.stdout.write(f"{target} now at {clock.now(target):%Y-%m-%d %H:%M} UTC: {summary.renewed} renewed, "
                                   f"{summary.retries} retries, {summary.expired} licenses expired, "
                                   f"{summary.outcomes.get('succeeded', 0)} paid, {summary.outcomes.get('failed', 0)} "
                                   "failed.")
             else:
-                target = test_clock_detach(account=target)
+                target = clock_detach(account=target)
                 self.stdout.write(f"{target}'s clock is detached, frozen at {clock.now(target):%Y-%m-%d %H:%M} UTC.")
-        except TestClockRefused as refused:
+        except ClockRefused as refused:
             raise CommandError(str(refused)) from None
 
 

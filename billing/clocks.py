@@ -23,43 +23,43 @@ from payments.models import PaymentAttempt
 from pictor_billing import clock
 
 
-class TestClockRefused(Exception):
+class ClockRefused(Exception):
     """The clock cannot be attached, advanced or detached as asked; the message says why."""
 
 
-def test_clocks_allowed() -> bool:
+def clocks_allowed() -> bool:
     """On with the sandbox by default (TEST_CLOCKS); never with a live Stripe key."""
     return settings.TEST_CLOCKS and not settings.STRIPE_SECRET_KEY.startswith(("sk_live", "rk_live"))
 
 
-def test_clock_attach(*, account: Account, start: datetime.datetime) -> Account:
+def clock_attach(*, account: Account, start: datetime.datetime) -> Account:
     """Attach a test clock standing at `start` to an account that has billed nothing yet."""
-    if not test_clocks_allowed():
-        raise TestClockRefused("Test clocks are switched off here (TEST_CLOCKS, or a live Stripe key).")
+    if not clocks_allowed():
+        raise ClockRefused("Test clocks are switched off here (TEST_CLOCKS, or a live Stripe key).")
     if start.tzinfo is None:
-        raise TestClockRefused("Give the start time with its time zone, e.g. 2027-01-31T10:00:00Z.")
+        raise ClockRefused("Give the start time with its time zone, e.g. 2027-01-31T10:00:00Z.")
     with transaction.atomic():
         account = account_lock(account)
         if account.test_clock_attached:
-            raise TestClockRefused(f"{account} already has a test clock.")
+            raise ClockRefused(f"{account} already has a test clock.")
         if Invoice.objects.filter(account=account).exists() or PaymentAttempt.objects.filter(account=account).exists():
-            raise TestClockRefused(f"{account} has invoices or payments already: a test clock needs a fresh account.")
+            raise ClockRefused(f"{account} has invoices or payments already: a test clock needs a fresh account.")
         Account.objects.filter(pk=account.pk).update(is_test_account=True, test_clock_attached=True,
                                                      clock_frozen_at=start)
     account.refresh_from_db()
     return account
 
 
-def test_clock_advance(*, account: Account, to: datetime.datetime) -> RunSummary:
+def clock_advance(*, account: Account, to: datetime.datetime) -> RunSummary:
     """Move the account's clock forward to `to`, running each day's work on the way, in order."""
     account.refresh_from_db()
     if not account.test_clock_attached:
-        raise TestClockRefused(f"{account} has no test clock to advance.")
+        raise ClockRefused(f"{account} has no test clock to advance.")
     if to.tzinfo is None:
-        raise TestClockRefused("Give the time with its time zone, e.g. 2027-01-31T10:00:00Z.")
+        raise ClockRefused("Give the time with its time zone, e.g. 2027-01-31T10:00:00Z.")
     now = clock.now(account)
     if to <= now:
-        raise TestClockRefused(f"A test clock only moves forward; it stands at {now:%Y-%m-%d %H:%M} UTC.")
+        raise ClockRefused(f"A test clock only moves forward; it stands at {now:%Y-%m-%d %H:%M} UTC.")
     summary = RunSummary()
     day = now.date()
     while True:
@@ -70,10 +70,11 @@ def test_clock_advance(*, account: Account, to: datetime.datetime) -> RunSummary
         _stand(account, datetime.datetime.combine(day, datetime.time.min, tzinfo=datetime.UTC))
         summary.add(account_day(account, day))
     _stand(account, to)
+    summary.accounts = 1
     return summary
 
 
-def test_clock_detach(*, account: Account) -> Account:
+def clock_detach(*, account: Account) -> Account:
     """Detach the clock: it stays where it stands (the account stays a test account)."""
     Account.objects.filter(pk=account.pk).update(test_clock_attached=False)
     account.refresh_from_db()
@@ -91,15 +92,15 @@ def parse_moment(text: str, *, since: datetime.datetime | None = None) -> dateti
     relative = re.fullmatch(r"\+(\d{1,5})([dh])", text)
     if relative:
         if since is None:
-            raise TestClockRefused("A relative time (+15d) needs the clock's time to count from.")
+            raise ClockRefused("A relative time (+15d) needs the clock's time to count from.")
         amount, unit = int(relative.group(1)), relative.group(2)
         return since + (datetime.timedelta(days=amount) if unit == "d" else datetime.timedelta(hours=amount))
     try:
         moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise TestClockRefused(f"Not a time: {text!r}. Use ISO 8601, e.g. 2027-01-31T10:00:00Z, or +15d.") from None
+        raise ClockRefused(f"Not a time: {text!r}. Use ISO 8601, e.g. 2027-01-31T10:00:00Z, or +15d.") from None
     if moment.tzinfo is None:
         if len(text) == 10:  # a date alone
             return moment.replace(tzinfo=datetime.UTC)
-        raise TestClockRefused("Give the time with its time zone, e.g. 2027-01-31T10:00:00Z.")
+        raise ClockRefused("Give the time with its time zone, e.g. 2027-01-31T10:00:00Z.")
     return moment.astimezone(datetime.UTC)
