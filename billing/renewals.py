@@ -42,8 +42,9 @@ from pictor_billing.pricing import QuoteLine
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_DAYS = (1, 3, 5)  # retries on F+1, F+3, F+5
-# A renewal charge handed to the processor and not answered this long is reconciliation's.
-CLAIM_TIMEOUT = datetime.timedelta(minutes=5)
+# A renewal charge handed to the processor and not answered this long (its worker died) is claimed
+# again and re-sent with the same idempotency key (BILLING_CLAIM_TIMEOUT_SECONDS, 5 minutes by default).
+CLAIM_TIMEOUT = datetime.timedelta(seconds=settings.BILLING_CLAIM_TIMEOUT_SECONDS)
 
 
 class NothingToPay(Exception):
@@ -275,14 +276,16 @@ def attempt_send_and_settle(attempt: PaymentAttempt) -> PaymentAttempt:
 def renewal_charge_outcome(attempt: PaymentAttempt) -> Renewal | None:
     """Settle a renewal charge's answer: paid, or past due with the next retry, or failed for good.
 
-    Idempotent per attempt (an answer recorded once moves the renewal once). Pending and unknown
-    attempts are left for the charge step and reconciliation.
+    Idempotent per attempt (an answer recorded once moves the renewal once). Attempts still in
+    flight are not answers: pending and unknown ones are the charge step's and reconciliation's, and
+    one waiting for the owner to authenticate (Pay now) is settled when they confirm it.
     """
-    if attempt.status in (PaymentAttempt.PENDING, PaymentAttempt.UNKNOWN, PaymentAttempt.AUTHORIZED):
+    if attempt.status in PaymentAttempt.IN_FLIGHT:
         return None
     with transaction.atomic():
         account = account_lock_by_id(attempt.account_id)
-        renewal = Renewal.objects.select_for_update().select_related("invoice").get(invoice_id=attempt.invoice_id)
+        renewal = (Renewal.objects.select_for_update(of=("self",)).select_related("invoice")
+                   .get(invoice_id=attempt.invoice_id))
         attempt = PaymentAttempt.objects.get(pk=attempt.pk)
         if renewal.settled_attempt_id is not None and attempt.pk <= renewal.settled_attempt_id:
             return renewal  # this answer (or a later one) has moved it already
@@ -371,7 +374,7 @@ def retries_prepare(account: Account, upto: datetime.date) -> int:
         try:
             with transaction.atomic():
                 account = account_lock(account)
-                renewal = Renewal.objects.select_for_update().select_related("invoice").get(pk=renewal.pk)
+                renewal = Renewal.objects.select_for_update(of=("self",)).select_related("invoice").get(pk=renewal.pk)
                 if renewal.status != Renewal.PAST_DUE or renewal.next_retry_on is None \
                         or renewal.next_retry_on > upto or renewal.invoice.status != Invoice.OPEN:
                     continue
@@ -393,8 +396,8 @@ def renewal_pay_now(*, account: Account, renewal: Renewal) -> PaymentAttempt:
     """
     with transaction.atomic():
         account = account_lock(account)
-        renewal = Renewal.objects.select_for_update().select_related("invoice").get(pk=renewal.pk,
-                                                                                    account=account)
+        renewal = (Renewal.objects.select_for_update(of=("self",)).select_related("invoice")
+                   .get(pk=renewal.pk, account=account))
         if renewal.invoice is None or renewal.invoice.status != Invoice.OPEN:
             raise NothingToPay(renewal.pk)
         attempt = _charge_record(account, renewal.invoice, renewal, off_session=False,
