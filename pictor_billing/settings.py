@@ -155,6 +155,10 @@ SANDBOX_DB = os.environ.get("SANDBOX_DB") or str(BASE_DIR / "var" / "sandbox.sql
 SANDBOX_LATENCY_MS = int(os.environ.get("SANDBOX_LATENCY_MS", "0"))
 # Attempts left pending or unknown this long are settled by reconciliation (payments_reconcile).
 RECONCILE_AFTER_SECONDS = int(os.environ.get("RECONCILE_AFTER_SECONDS", "120"))
+# A renewal charge the charge step claimed and left unanswered this long (its worker died mid-send)
+# is claimed again by the next charge step and re-sent with the same idempotency key, so the
+# processor answers it once. The worker tests set it to a second; 300 (5 minutes) otherwise.
+BILLING_CLAIM_TIMEOUT_SECONDS = int(os.environ.get("BILLING_CLAIM_TIMEOUT_SECONDS", "300"))
 
 # Background work (the billing run's per-account tasks and charge step, queued auto top-ups,
 # reconciliation) runs through Django's task framework on a database queue that several
