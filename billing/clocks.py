@@ -76,7 +76,8 @@ def clock_advance(*, account: Account, to: datetime.datetime) -> RunSummary:
 
 def clock_detach(*, account: Account) -> Account:
     """Detach the clock: it stays where it stands (the account stays a test account)."""
-    Account.objects.filter(pk=account.pk).update(test_clock_attached=False)
+    if not Account.objects.filter(pk=account.pk, test_clock_attached=True).update(test_clock_attached=False):
+        raise ClockRefused(f"{account} has no test clock to detach.")
     account.refresh_from_db()
     return account
 

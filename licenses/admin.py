@@ -3,9 +3,20 @@
 from django import forms
 from django.contrib import admin
 
-from licenses.models import PERIOD_CHOICES, TIER_CHOICES, Coupon, EventLease, Feature, License, PriceListEntry, Purchase
+from licenses.models import (
+    PERIOD_CHOICES,
+    TIER_CHOICES,
+    Coupon,
+    EventLease,
+    Feature,
+    License,
+    LicenseTerm,
+    PriceListEntry,
+    Purchase,
+    RenewalGroup,
+)
 from pictor_billing import clock
-from pictor_billing.admin import ReadOnlyAdmin
+from pictor_billing.admin import ReadOnlyAdmin, ReadOnlyInline
 
 
 @admin.register(PriceListEntry)
@@ -63,6 +74,14 @@ class CouponAdmin(admin.ModelAdmin):
         return coupon.redemptions.count()
 
 
+class LicenseTermInline(ReadOnlyInline):
+    """The license's paid periods: what it was, at what price and rate, what was paid, on which invoice."""
+
+    model = LicenseTerm
+    fields = ["kind", "starts_on", "ends_on", "tier", "period", "list_price", "rate", "paid", "invoice"]
+    readonly_fields = fields
+
+
 @admin.register(License)
 class LicenseAdmin(ReadOnlyAdmin):
     """Read-only: a license's state, dates and price change only through the billing services (and,
@@ -72,9 +91,20 @@ class LicenseAdmin(ReadOnlyAdmin):
     list_filter = ["status", "tier", "period", "cancel_at_period_end"]
     search_fields = ["account__name", "=id"]
     list_select_related = ["account"]
-    fields = ["account", "purchase", "tier", "period", "status", "cancel_at_period_end", "cancelled_at",
-              "purchased_on", "period_start", "period_end", "list_price", "discount_rate", "created_at"]
+    fields = ["account", "purchase", "group", "tier", "period", "status", "cancel_at_period_end", "cancelled_at",
+              "purchased_on", "period_start", "period_end", "ended_on", "list_price", "discount_rate", "created_at"]
     readonly_fields = fields
+    inlines = [LicenseTermInline]
+
+
+@admin.register(RenewalGroup)
+class RenewalGroupAdmin(ReadOnlyAdmin):
+    """What renews together: an account's monthly anchor group, or one annual purchase's licenses."""
+
+    list_display = ["id", "account", "period", "anchor_on", "ended_on"]
+    list_filter = ["period", ("ended_on", admin.EmptyFieldListFilter)]
+    search_fields = ["account__name"]
+    list_select_related = ["account"]
 
 
 @admin.register(Purchase)
