@@ -28,7 +28,12 @@ seed: check-system
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
 
+# The web server, one task worker and the scheduler, started together and stopped together (Ctrl-C).
 run: seed
+	@trap 'kill $$worker $$scheduler 2>/dev/null; wait' EXIT INT TERM; \
+	$(PY) manage.py db_worker --no-reload & worker=$$!; \
+	$(PY) manage.py billing_scheduler & scheduler=$$!; \
+	echo "task worker (pid $$worker) and billing scheduler (pid $$scheduler) started beside the web server"; \
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 # Lint first: a layer violation or a lint error fails `make test` (and CI) before any test runs.

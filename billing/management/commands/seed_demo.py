@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from accounts.models import Account, User
+from billing.clocks import clock_attach, clocks_allowed
 from billing.signup import account_signup
 from licenses.models import Coupon, Feature, PriceListEntry
 from payments.models import Card
@@ -16,6 +17,9 @@ from tokens.models import TokenPackage
 
 DEMO_EMAIL = "demo@pictor.example"
 DEMO_PASSWORD = "pictor-demo-2026"
+# Staff (Django admin) and an owner whose account runs on a test clock, to try renewals and dunning.
+ADMIN_EMAIL, ADMIN_PASSWORD = "admin@pictor.example", "pictor-admin-2026"
+CLOCK_EMAIL, CLOCK_PASSWORD = "clock@pictor.example", "pictor-clock-2026"
 PRICES = {("basic", "monthly"): "49.00", ("basic", "annual"): "490.00", ("pro", "monthly"): "99.00",
           ("pro", "annual"): "990.00", ("premium", "monthly"): "149.00", ("premium", "annual"): "1490.00"}
 FEATURES = [  # name, basic, pro, premium, on the tier card
@@ -66,5 +70,20 @@ class Command(BaseCommand):
                 address_line1="12 Shutter Lane", city="Austin", postal_code="78701", country="United States")
         if not Card.objects.filter(account_id=user.account_id).exists():
             card_add(account=user.account, number="4242424242424242", exp_month=12, exp_year=now.year + 3, cvc="123")
-        self.stdout.write(self.style.SUCCESS(
-            f"Demo data ready. Log in at http://127.0.0.1:8000/login/ as {DEMO_EMAIL} / {DEMO_PASSWORD}"))
+        if not User.objects.filter(email=ADMIN_EMAIL).exists():
+            User.objects.create_superuser(email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
+        logins = [f"  owner: {DEMO_EMAIL} / {DEMO_PASSWORD}",
+                  f"  staff (Django admin at /admin/): {ADMIN_EMAIL} / {ADMIN_PASSWORD}"]
+        if clocks_allowed():
+            self._test_clock_owner(now)
+            logins.append(f"  owner of a test-clock account (advance it in admin): {CLOCK_EMAIL} / {CLOCK_PASSWORD}")
+        self.stdout.write(self.style.SUCCESS("Demo data ready. Log in at http://127.0.0.1:8000/login/ as"))
+        self.stdout.write("\n".join(logins))
+
+    @staticmethod
+    def _test_clock_owner(now):
+        if User.objects.filter(email=CLOCK_EMAIL).exists():
+            return
+        user = account_signup(company_name="Clockwork Test Events", email=CLOCK_EMAIL, password=CLOCK_PASSWORD)
+        account = clock_attach(account=user.account, start=now.replace(hour=9, minute=0, second=0, microsecond=0))
+        card_add(account=account, number="4242424242424242", exp_month=12, exp_year=now.year + 3, cvc="123")
