@@ -25,7 +25,9 @@ class CardForm(forms.Form):
     exp_year = forms.IntegerField(label="Expiry year", min_value=2000, max_value=2100, widget=forms.NumberInput(
         attrs={"autocomplete": "cc-exp-year", "placeholder": "YYYY"}))
     cvc = forms.CharField(label="Security code (CVC)", max_length=4, min_length=3, widget=forms.PasswordInput(
-        attrs={"autocomplete": "cc-csc", "inputmode": "numeric"}))
+        attrs={"autocomplete": "cc-csc", "inputmode": "numeric"}), error_messages={
+        "min_length": "The security code must be 3 or 4 digits.",
+        "max_length": "The security code must be 3 or 4 digits."})
 
     def __init__(self, *args, today: datetime.date, **kwargs):
         super().__init__(*args, **kwargs)

@@ -36,8 +36,11 @@ def renewal_pay(request, pk):
 
     def page(error="", status=200):
         card = default_card(account)
+        last_failed = (PaymentAttempt.objects.filter(invoice=invoice, status=PaymentAttempt.FAILED)
+                       .select_related("card").order_by("-pk").first())
         return TemplateResponse(request, "billing/renewal_pay.html", {
             "renewal": renewal, "invoice": invoice, "card": card, "form": form, "error": error, "tab": "licenses",
+            "paying_renewal": True, "last_failed": last_failed,
             "card_usable": card is not None and not card.is_expired(clock.today(account))}, status=status)
 
     if request.method == "GET":
