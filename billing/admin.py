@@ -5,6 +5,8 @@ The account admin itself lives in accounts; billing extends it here because only
 renewals and test clocks (apps import only from the layers above them).
 """
 
+from decimal import Decimal
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -19,7 +21,18 @@ from accounts.models import Account
 from billing.clocks import ClockRefused, clock_advance, clock_attach, clock_detach, clocks_allowed, parse_moment
 from billing.models import BillingNotice, Renewal
 from billing.renewals import next_renewal, open_renewals
+from billing.support import (
+    SupportRefused,
+    account_credit_grant,
+    invoice_refund,
+    invoice_void,
+    license_cancel_now,
+    refundable,
+)
+from invoices.admin import InvoiceAdmin
 from invoices.models import Invoice
+from licenses.admin import LicenseAdmin
+from licenses.models import License
 from payments.models import PaymentAttempt
 from payments.services import credit_balance
 from pictor_billing import clock
@@ -70,7 +83,6 @@ class TestClockForm(forms.Form):
 admin.site.unregister(Account)
 
 
-@admin.register(Account)
 class BillingAccountAdmin(AccountAdmin):
     """The account page, with its billing state and its renewals, and its test clock."""
 
@@ -115,13 +127,16 @@ class BillingAccountAdmin(AccountAdmin):
         links = [("Licenses", "admin:licenses_license_changelist"), ("Invoices", "admin:invoices_invoice_changelist"),
                  ("Payment attempts", "admin:payments_paymentattempt_changelist"),
                  ("Credit ledger", "admin:payments_creditentry_changelist")]
-        return format_html_join(" · ", '<a href="{}?account__id__exact={}">{}</a>',
-                                ((reverse(name), account.pk, label) for label, name in links))
+        records = format_html_join(" · ", '<a href="{}?account__id__exact={}">{}</a>',
+                                   ((reverse(name), account.pk, label) for label, name in links))
+        return format_html('{} · <a href="{}">Issue a credit…</a>', records,
+                           reverse("admin:accounts_account_credit", args=[account.pk]))
 
     def get_urls(self):
-        view = path("<int:pk>/test-clock/", self.admin_site.admin_view(self.test_clock_view),
-                    name="accounts_account_test_clock")
-        return [view, *super().get_urls()]
+        views = [path("<int:pk>/test-clock/", self.admin_site.admin_view(self.test_clock_view),
+                      name="accounts_account_test_clock"),
+                 path("<int:pk>/credit/", self.admin_site.admin_view(self.credit_view), name="accounts_account_credit")]
+        return [*views, *super().get_urls()]
 
     def test_clock_view(self, request, pk):
         """Attach, advance or detach the account's test clock; advancing returns once everything due ran."""
@@ -130,6 +145,11 @@ class BillingAccountAdmin(AccountAdmin):
         account = get_object_or_404(Account, pk=pk)
         form = TestClockForm(request.POST or None, initial={
             "action": TestClockForm.ADVANCE if account.test_clock_attached else TestClockForm.ATTACH})
+        # Offer what the clock's state allows: attach on a fresh account, advance or detach an attached one.
+        allowed = {TestClockForm.ADVANCE, TestClockForm.DETACH} if account.test_clock_attached else {
+            TestClockForm.ATTACH}
+        field = form.fields["action"]
+        field.choices = [choice for choice in field.choices if choice[0] in allowed]
         if request.method == "POST" and form.is_valid():
             try:
                 done = self._clock_act(account, form.cleaned_data["action"], form.cleaned_data["time"])
@@ -159,3 +179,165 @@ class BillingAccountAdmin(AccountAdmin):
                 f"{outcomes.get('succeeded', 0)} charges paid, {outcomes.get('failed', 0)} failed, "
                 f"{summary.retries} retries, {summary.expired} licenses expired, "
                 f"{format_usd(summary.charged)} charged.")
+
+
+# --- support actions ---------------------------------------------------------------------------------
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(max_length=200, widget=forms.TextInput(attrs={"size": 60}),
+                             help_text="Kept with the action, the credit note and the invoice's history.")
+
+
+class AmountForm(ReasonForm):
+    amount = forms.DecimalField(label="Amount (USD)", min_value=Decimal("0.01"), max_digits=10, decimal_places=2)
+
+
+class CreditForm(AmountForm):
+    invoice = forms.ModelChoiceField(queryset=Invoice.objects.none(), help_text="The invoice the credit note corrects.")
+
+    def __init__(self, *args, account, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["invoice"].queryset = Invoice.objects.filter(account=account).exclude(
+            kind=Invoice.CREDIT_NOTE).exclude(number=None).order_by("-issued_on", "-pk")
+        self.order_fields(["invoice", "amount", "reason"])
+
+
+class SupportActions:
+    """One confirm page per support action: a form with the reason (and amount), then the service."""
+
+    def support_page(self, request, obj, *, form, action, submit, explain, run, back):
+        if not self.has_view_permission(request) or not request.user.is_staff or not (
+                request.user.is_superuser or request.user.has_perm("accounts.change_account")):
+            raise PermissionDenied
+        if request.method == "POST" and form.is_valid():
+            try:
+                done = run(form.cleaned_data, request.user)
+            except SupportRefused as refused:
+                form.add_error(None, str(refused))
+            else:
+                messages.success(request, done)
+                return redirect(back)
+        opts = self.model._meta
+        context = {**self.admin_site.each_context(request), "opts": opts, "form": form, "title": f"{action}: {obj}",
+                   "action": action, "submit": submit, "explain": explain, "subject": str(obj), "back_url": back,
+                   "changelist_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")}
+        return TemplateResponse(request, "billing/admin/support_action.html", context,
+                                status=400 if form.errors else 200)
+
+
+def _links(obj, actions) -> str:
+    return format_html_join(" · ", '<a href="{}">{}</a>', ((reverse(name, args=[obj.pk]), label)
+                                                          for label, name in actions)) or "-"
+
+
+admin.site.unregister(License)
+
+
+@admin.register(License)
+class SupportLicenseAdmin(SupportActions, LicenseAdmin):
+    readonly_fields = [*LicenseAdmin.readonly_fields, "support"]
+    fields = [*LicenseAdmin.fields, "next_tier", "next_period", "support"]
+
+    @admin.display(description="Support")
+    def support(self, lic):
+        if lic.pk is None or lic.has_ended:
+            return "-"
+        return _links(lic, [("Cancel now with a pro-rata credit…", "admin:licenses_license_cancel_now")])
+
+    def get_urls(self):
+        return [path("<int:pk>/cancel-now/", self.admin_site.admin_view(self.cancel_now_view),
+                     name="licenses_license_cancel_now"), *super().get_urls()]
+
+    def cancel_now_view(self, request, pk):
+        lic = get_object_or_404(License, pk=pk)
+
+        def run(data, admin_user):
+            lic_after, note = license_cancel_now(license=lic, admin=admin_user, reason=data["reason"])
+            credited = (f" {format_usd(-note.total)} credited to the account's balance by {note.number}." if note
+                        else " Nothing was credited.")
+            return f"License #{lic.pk} ended today.{credited}"
+
+        return self.support_page(
+            request, lic, form=ReasonForm(request.POST or None), action="Cancel now", submit="End the license now",
+            explain=[f"License #{lic.pk} ({lic.get_tier_display()} {lic.period}) of {lic.account} ends today: a live "
+                     "event on it ends too. Its unused share is credited to the account's balance by a credit note "
+                     "against the invoice that paid for its period."],
+            run=run, back=reverse("admin:licenses_license_change", args=[lic.pk]))
+
+
+admin.site.unregister(Invoice)
+
+
+@admin.register(Invoice)
+class SupportInvoiceAdmin(SupportActions, InvoiceAdmin):
+    readonly_fields = [*InvoiceAdmin.readonly_fields, "support"]
+
+    @admin.display(description="Support")
+    def support(self, invoice):
+        if invoice.pk is None or invoice.is_credit_note:
+            return "-"
+        actions = []
+        if invoice.status == Invoice.PAID and refundable(invoice):
+            actions.append(("Refund to the card…", "admin:invoices_invoice_refund"))
+        if invoice.status == Invoice.OPEN:
+            actions.append(("Void…", "admin:invoices_invoice_void"))
+        return _links(invoice, actions)
+
+    def get_urls(self):
+        return [path("<int:pk>/refund/", self.admin_site.admin_view(self.refund_view), name="invoices_invoice_refund"),
+                path("<int:pk>/void/", self.admin_site.admin_view(self.void_view), name="invoices_invoice_void"),
+                *super().get_urls()]
+
+    def refund_view(self, request, pk):
+        invoice = get_object_or_404(Invoice, pk=pk)
+        left = refundable(invoice)
+
+        def run(data, admin_user):
+            refund, note = invoice_refund(invoice=invoice, amount=data["amount"], admin=admin_user,
+                                          reason=data["reason"])
+            return f"{format_usd(refund.amount)} refunded to the card; credit note {note.number} issued."
+
+        return self.support_page(
+            request, invoice, form=AmountForm(request.POST or None, initial={"amount": left}), action="Refund",
+            submit="Refund to the card",
+            explain=[f"{invoice.number} ({invoice.description}, {format_usd(invoice.total)}): at most "
+                     f"{format_usd(left)} can be refunded. The money goes back to the card that paid; a credit note "
+                     "records it, and a full refund marks the invoice credited."],
+            run=run, back=reverse("admin:invoices_invoice_change", args=[invoice.pk]))
+
+    def void_view(self, request, pk):
+        invoice = get_object_or_404(Invoice, pk=pk)
+
+        def run(data, admin_user):
+            note = invoice_void(invoice=invoice, admin=admin_user, reason=data["reason"])
+            return f"{invoice.number} is void{f'; credit note {note.number} cancels it' if note else ''}."
+
+        return self.support_page(
+            request, invoice, form=ReasonForm(request.POST or None), action="Void", submit="Void the invoice",
+            explain=[f"{invoice.number} ({invoice.description}, {format_usd(invoice.total)}) will never be charged. "
+                     "A credit note cancels it and the credit it used returns; the licenses a renewal renewed end, "
+                     "paid until its billing date."],
+            run=run, back=reverse("admin:invoices_invoice_change", args=[invoice.pk]))
+
+
+class CreditActions(SupportActions):
+    def credit_view(self, request, pk):
+        account = get_object_or_404(Account, pk=pk)
+
+        def run(data, admin_user):
+            note = account_credit_grant(account=account, invoice=data["invoice"], amount=data["amount"],
+                                        admin=admin_user, reason=data["reason"])
+            return f"{format_usd(-note.total)} credited to {account}'s balance by credit note {note.number}."
+
+        return self.support_page(
+            request, account, form=CreditForm(request.POST or None, account=account), action="Issue a credit",
+            submit="Issue the credit",
+            explain=[f"A credit goes to {account}'s credit balance (now {format_usd(credit_balance(account))}) and is "
+                     "used by its next charge. A credit note against the invoice chosen records it; the credit notes "
+                     "against one invoice never add up to more than its total."],
+            run=run, back=reverse("admin:accounts_account_change", args=[account.pk]))
+
+
+@admin.register(Account)
+class BillingSupportAccountAdmin(CreditActions, BillingAccountAdmin):
+    """The account page with its billing state, test clock and support credit."""

@@ -16,6 +16,7 @@ from what the processor says: the order complete, or no money taken. Settlers ar
 racing over one attempt end in one order and one capture.
 """
 
+import importlib
 import logging
 from collections.abc import Callable
 
@@ -56,7 +57,9 @@ class PaymentNeedsAction(Exception):
         self.attempt = attempt
 
 
-# purpose -> settler(attempt) -> the recorded order; registered by the flows (billing.purchase, billing.top_up).
+# purpose -> settler(attempt) -> the recorded order; registered by the flows (billing.purchase,
+# billing.top_up, billing.changes) when they are imported; `_settle` imports them first, since a task worker
+# reconciling a payment may have imported none of them.
 SETTLERS: dict[str, Callable[[PaymentAttempt], object]] = {}
 
 
@@ -121,7 +124,12 @@ def checkout_continue(attempt: PaymentAttempt):
     return recorded
 
 
+FLOWS = ("billing.purchase", "billing.top_up", "billing.changes")
+
+
 def _settle(attempt: PaymentAttempt):
+    for flow in FLOWS:
+        importlib.import_module(flow)
     settle = SETTLERS[attempt.purpose]
     try:
         return settle(attempt)

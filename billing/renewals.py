@@ -32,7 +32,7 @@ from billing.models import Renewal
 from invoices.models import Invoice
 from invoices.services import credit_note_issue, invoice_status_set, issuing_invoice
 from licenses.models import EventLease, License, LicenseTerm, RenewalGroup
-from licenses.services import prices_in_force
+from licenses.services import monthly_group, prices_in_force
 from payments.models import CreditEntry, PaymentAttempt
 from payments.services import attempt_begin, attempt_send, credit_balance, default_card
 from pictor_billing import clock, pricing
@@ -72,10 +72,26 @@ def accounts_due(upto: datetime.date, *, test_accounts: bool = False):
 
 # --- 1. the database work ---------------------------------------------------------------------------
 
-def _next_date(lic: License, billing_date: datetime.date, anchor_day: int | None) -> datetime.date:
-    if lic.period == pricing.MONTHLY:
-        return pricing.next_monthly_date(billing_date, anchor_day)
-    return pricing.next_annual_date(billing_date, lic.group.anchor_on)
+def _renewing(lic: License, billing_date: datetime.date, anchor_day: int | None) -> pricing.RenewingLicense:
+    """A license as it renews on `billing_date`: at its scheduled change, if it has one.
+
+    Annual -> monthly joins the monthly anchor, pro-rata to its next date (or sets the anchor, when
+    there is none); monthly -> annual starts a year from the billing date.
+    """
+    tier, period = lic.renews_as
+    if period == pricing.ANNUAL:
+        if lic.period == pricing.MONTHLY:
+            return pricing.RenewingLicense(lic.pk, tier, period, pricing.add_years(billing_date, 1))
+        renews_to = pricing.next_annual_date(billing_date, lic.group.anchor_on)
+        return pricing.RenewingLicense(lic.pk, tier, period, renews_to)
+    if lic.period == pricing.ANNUAL and anchor_day is not None:
+        cycle_start, cycle_end = pricing.billing_cycle(billing_date, anchor_day)
+        if cycle_start != billing_date:
+            return pricing.RenewingLicense(lic.pk, tier, period, cycle_end,
+                                           prorata_days=(cycle_end - billing_date).days,
+                                           cycle_days=(cycle_end - cycle_start).days)
+    anchor_day = billing_date.day if anchor_day is None else anchor_day
+    return pricing.RenewingLicense(lic.pk, tier, period, pricing.next_monthly_date(billing_date, anchor_day))
 
 
 def renewal_quote(account: Account, billing_date: datetime.date, licenses=None) -> pricing.RenewalQuote | None:
@@ -86,13 +102,12 @@ def renewal_quote(account: Account, billing_date: datetime.date, licenses=None) 
     renewing = [lic for lic in due if not lic.cancel_at_period_end]
     if not renewing:
         return None
-    others = (License.objects.filter(account=account).renewing().exclude(pk__in=[lic.pk for lic in due])
-              .filter(period_end__gt=billing_date).count())
+    # Every other license not cancelled is active on that date, whatever its own billing date: one due
+    # earlier renews first (the run bills dates oldest first), so a reminder quoted ahead counts it too.
+    others = License.objects.filter(account=account).renewing().exclude(pk__in=[lic.pk for lic in due]).count()
     return pricing.quote_renewal(
         billing_date=billing_date, prices=prices_in_force(billing_date), others_active=others,
-        renewing=[pricing.RenewingLicense(lic.pk, lic.tier, lic.period,
-                                          _next_date(lic, billing_date, account.monthly_anchor_day))
-                  for lic in renewing],
+        renewing=[_renewing(lic, billing_date, account.monthly_anchor_day) for lic in renewing],
         credit_balance=credit_balance(account),
     )
 
@@ -166,11 +181,15 @@ def _renew(account: Account, billing_date: datetime.date, renewing: list[License
                                        invoice=invoice, note="Applied to a renewal", created_at=now)
         renewal = Renewal.objects.create(account=account, billing_date=billing_date, invoice=invoice,
                                          status=Renewal.PAID if paid else Renewal.ISSUED, created_at=now)
+        switched = _changes_apply(account, billing_date, renewing)
         for lic in renewing:
             renewed = by_id[lic.pk]
-            lic.period_start, lic.period_end = billing_date, renewed.renews_to
+            lic.period_start, lic.period_end = switched.get(lic.pk, billing_date), renewed.renews_to
             lic.list_price, lic.discount_rate = renewed.list_price, renewed.rate
-        License.objects.bulk_update(renewing, ["period_start", "period_end", "list_price", "discount_rate"])
+        License.objects.bulk_update(renewing, ["period_start", "period_end", "list_price", "discount_rate", "tier",
+                                               "period", "next_tier", "next_period", "group"])
+        if switched:
+            groups_close(account, today=billing_date)
         LicenseTerm.objects.bulk_create(
             LicenseTerm(license_id=renewed.id, kind=LicenseTerm.RENEWAL, starts_on=billing_date,
                         ends_on=renewed.renews_to, tier=renewed.tier, period=renewed.period,
@@ -182,6 +201,32 @@ def _renew(account: Account, billing_date: datetime.date, renewing: list[License
     if paid:
         _receipt(account, invoice)
     return renewal
+
+
+def _changes_apply(account: Account, billing_date: datetime.date, renewing: list[License]) -> dict[int, datetime.date]:
+    """Scheduled changes take effect: each license takes its new tier and period, and a license that
+    switches period moves group (monthly: the anchor group, which it sets if there is none; annual:
+    one new group for those switching on this date). {license id: its period's start} for those that
+    switched (pro-rata to the anchor: the whole cycle, so a later change's unused share is measured
+    the same way as for the others)."""
+    starts, annual_group = {}, None
+    for lic in renewing:
+        if not lic.change_scheduled:
+            continue
+        tier, period = lic.renews_as
+        if period != lic.period and period == pricing.MONTHLY:
+            if account.monthly_anchor_day is None:
+                Account.objects.filter(pk=account.pk).update(monthly_anchor_day=billing_date.day)
+                account.monthly_anchor_day = billing_date.day
+            lic.group = monthly_group(account, anchor_on=billing_date)
+            starts[lic.pk] = pricing.billing_cycle(billing_date, account.monthly_anchor_day)[0]
+        elif period != lic.period:
+            annual_group = annual_group or RenewalGroup.objects.create(
+                account=account, period=pricing.ANNUAL, anchor_on=billing_date, created_at=clock.now(account))
+            lic.group = annual_group
+            starts[lic.pk] = billing_date
+        lic.tier, lic.period, lic.next_tier, lic.next_period = tier, period, "", ""
+    return starts
 
 
 def _charge_record(account: Account, invoice: Invoice, renewal: Renewal, *, description: str,
@@ -305,6 +350,29 @@ def _renewal_paid(account: Account, renewal: Renewal) -> None:
     _receipt(account, renewal.invoice)
 
 
+def past_due_pay_from_credit(account: Account, *, user=None) -> list[Renewal]:
+    """Credit granted while a renewal is past due pays it first (docs/rules.md, dunning): each one the
+    credit balance covers in full, oldest first, with no payment under way, is paid from credit — an
+    APPLIED ledger entry against its invoice, the invoice paid ("Paid from credit"), its licenses active
+    again. Inside the caller's transaction, with the account locked; the renewals paid."""
+    paid = []
+    balance = credit_balance(account)
+    for renewal in (Renewal.objects.select_for_update(of=("self",)).select_related("invoice")
+                    .filter(account=account, status=Renewal.PAST_DUE).order_by("billing_date")):
+        invoice = renewal.invoice
+        if invoice.status != Invoice.OPEN or invoice.total > balance or PaymentAttempt.objects.filter(
+                invoice=invoice, status__in=PaymentAttempt.IN_FLIGHT).exists():
+            continue
+        CreditEntry.objects.create(account=account, kind=CreditEntry.APPLIED, amount=-invoice.total, invoice=invoice,
+                                   note=f"Paid {invoice.number} from credit", created_by=user,
+                                   created_at=clock.now(account))
+        invoice_status_set(invoice=invoice, to_status=Invoice.PAID, reason="Paid from credit", user=user)
+        _renewal_paid(account, renewal)
+        balance -= invoice.total
+        paid.append(renewal)
+    return paid
+
+
 def _renewal_charge_failed(account: Account, renewal: Renewal, attempt: PaymentAttempt) -> None:
     today = clock.today(account)
     reason = attempt.failure_reason or "Your card was declined."
@@ -339,24 +407,40 @@ def renewal_fail(account: Account, renewal: Renewal) -> None:
     """After the last failure: the invoice fails, a credit note cancels it, its credit returns and its
     licenses expire, paid until the billing date (inside the caller's locked transaction)."""
     invoice = renewal.invoice
-    invoice_status_set(invoice=invoice, to_status=Invoice.FAILED, reason="The last retry failed")
-    if invoice.total:
-        credit_note_issue(invoice=invoice, lines=[QuoteLine("credit", f"Cancels unpaid renewal {invoice.number}", 1,
-                                                           -invoice.total, -invoice.total)],
-                          description=f"Credit note for unpaid renewal {invoice.number}",
-                          reason="Renewal not paid: cancelled")
-    if invoice.credit_applied:
-        CreditEntry.objects.create(account=account, kind=CreditEntry.RETURNED, amount=invoice.credit_applied,
-                                   invoice=invoice, note="Credit returned: the renewal was not paid",
-                                   created_at=clock.now(account))
-    renewed = License.objects.filter(terms__invoice=invoice).active()
-    LicenseTerm.objects.filter(invoice=invoice).update(paid=ZERO)
-    licenses_expire(account, list(renewed), paid_until=renewal.billing_date)
-    renewal.status, renewal.next_retry_on = Renewal.FAILED, None
-    renewal.save(update_fields=["status", "next_retry_on", "failed_attempts", "first_failed_on"])
+    invoice_cancel(account, invoice, to_status=Invoice.FAILED, reason="The last retry failed",
+                   note_reason="Renewal not paid: cancelled")
+    renewal_end(account, renewal)
     email_account(account, "Your Pictor licenses have ended",
                   f"The renewal on {renewal.billing_date} could not be charged, so invoice {invoice.number} is "
                   "cancelled and the licenses it renewed have ended. Buy licenses again from the Billing area.")
+
+
+def invoice_cancel(account: Account, invoice: Invoice, *, to_status: str, reason: str, note_reason: str,
+                   user=None) -> Invoice | None:
+    """An open invoice that will never be paid (failed, or voided by support): its status moves, a credit
+    note cancels its total, and the credit it used returns to the balance. The credit note, if any."""
+    invoice_status_set(invoice=invoice, to_status=to_status, reason=reason, user=user)
+    what = "renewal" if invoice.kind == Invoice.RENEWAL else "invoice"
+    note = None
+    if invoice.total:
+        note = credit_note_issue(invoice=invoice, lines=[QuoteLine("credit", f"Cancels unpaid {what} {invoice.number}",
+                                                                   1, -invoice.total, -invoice.total)],
+                                 description=f"Credit note for unpaid {what} {invoice.number}", reason=note_reason,
+                                 user=user)
+    if invoice.credit_applied:
+        CreditEntry.objects.create(account=account, kind=CreditEntry.RETURNED, amount=invoice.credit_applied,
+                                   invoice=invoice, note=f"Credit returned: the {what} was not paid",
+                                   created_at=clock.now(account), created_by=user)
+    return note
+
+
+def renewal_end(account: Account, renewal: Renewal) -> None:
+    """A renewal whose invoice will never be paid: what it renewed expires, paid until its billing date."""
+    renewed = License.objects.filter(terms__invoice=renewal.invoice).active()
+    LicenseTerm.objects.filter(invoice=renewal.invoice).update(paid=ZERO)
+    licenses_expire(account, list(renewed), paid_until=renewal.billing_date)
+    renewal.status, renewal.next_retry_on = Renewal.FAILED, None
+    renewal.save(update_fields=["status", "next_retry_on", "failed_attempts", "first_failed_on"])
 
 
 def _receipt(account: Account, invoice: Invoice) -> None:

@@ -6,13 +6,15 @@ while the views live here, above the apps they tie together.
 
 from django.urls import path
 
-from billing.views import cards, estimate, paying, purchase, renewals, signup, top_up
+from billing.views import cards, change, estimate, paying, purchase, renewals, signup, top_up
 
 app_name = "billing"
 urlpatterns = [
     path("signup/", signup.signup, name="signup"),
     path("billing/licenses/add/", purchase.license_add, name="license_add"),
     path("billing/licenses/summary/", purchase.purchase_summary, name="purchase_summary"),
+    path("billing/licenses/change/", change.license_change, name="license_change"),
+    path("billing/licenses/change/summary/", change.change_summary, name="change_summary"),
     path("billing/tokens/top-up/", top_up.top_up, name="top_up"),
     path("billing/tokens/top-up/summary/", top_up.top_up_summary, name="top_up_summary"),
     path("billing/payments/<int:pk>/confirm/", paying.payment_confirm, name="payment_confirm"),

@@ -60,9 +60,9 @@ class Invoice(models.Model):
 
     PAID, OPEN, FAILED, CREDITED, VOID = "paid", "open", "failed", "credited", "void"
     STATUS_CHOICES = [(PAID, "Paid"), (OPEN, "Open"), (FAILED, "Failed"), (CREDITED, "Credited"), (VOID, "Void")]
-    PURCHASE, RENEWAL, TOP_UP, CREDIT_NOTE = "purchase", "renewal", "top_up", "credit_note"
+    PURCHASE, RENEWAL, TOP_UP, CREDIT_NOTE, CHANGE = "purchase", "renewal", "top_up", "credit_note", "change"
     KIND_CHOICES = [(PURCHASE, "License purchase"), (RENEWAL, "Renewal"), (TOP_UP, "Token top-up"),
-                    (CREDIT_NOTE, "Credit note")]
+                    (CREDIT_NOTE, "Credit note"), (CHANGE, "Plan change")]
 
     account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="invoices")
     # Numbered as the last step of the transaction that issues it (invoices.services.issuing_invoice),

@@ -114,6 +114,26 @@ class Purchase(models.Model):
         return f"{self.quantity} × {self.get_tier_display()} {self.period} ({self.account})"
 
 
+class PlanChange(models.Model):
+    """One completed upgrade of one or more licenses (one invoice); `token` makes a resubmitted form a no-op."""
+
+    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="plan_changes")
+    user = models.ForeignKey("accounts.User", on_delete=models.SET_NULL, null=True, related_name="+")
+    token = models.CharField(max_length=64, unique=True)
+    tier = models.CharField(max_length=10, choices=TIER_CHOICES)
+    period = models.CharField(max_length=10, choices=PERIOD_CHOICES)
+    licenses = models.ManyToManyField("License", related_name="plan_changes")
+    total_due = models.DecimalField(max_digits=12, decimal_places=2)
+    invoice = models.OneToOneField("invoices.Invoice", on_delete=models.PROTECT, related_name="plan_change")
+    created_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Upgrade to {self.get_tier_display()} {self.period} ({self.account})"
+
+
 class CouponRedemption(models.Model):
     """A coupon used by one completed purchase."""
 
@@ -187,6 +207,11 @@ class License(models.Model):
     discount_rate = models.DecimalField(max_digits=4, decimal_places=2, default=Decimal("0.00"),
                                         help_text="Volume discount rate it was last charged at.")
     ended_on = models.DateField(null=True, blank=True, help_text="Expired: paid until this date.")
+    # A downgrade (or annual -> monthly) waits for the billing date: it renews at these, until undone.
+    next_tier = models.CharField(max_length=10, choices=TIER_CHOICES, blank=True, default="",
+                                 help_text="Renews at this tier (a scheduled downgrade).")
+    next_period = models.CharField(max_length=10, choices=PERIOD_CHOICES, blank=True, default="",
+                                   help_text="Renews at this period (a scheduled downgrade).")
     created_at = models.DateTimeField(default=clock.now)
 
     objects = LicenseQuerySet.as_manager()
@@ -201,6 +226,20 @@ class License(models.Model):
     @property
     def has_ended(self) -> bool:
         return self.status == self.EXPIRED
+
+    @property
+    def change_scheduled(self) -> bool:
+        return bool(self.next_tier)
+
+    @property
+    def renews_as(self) -> tuple[str, str]:
+        """The tier and period it renews at: a scheduled change, or what it is now."""
+        return (self.next_tier, self.next_period) if self.next_tier else (self.tier, self.period)
+
+    @property
+    def renews_as_label(self) -> str:
+        tier, period = self.renews_as
+        return f"{pricing.TIER_LABELS[tier]} {period}"
 
     @property
     def status_label(self) -> str:

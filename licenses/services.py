@@ -1,5 +1,5 @@
 """Licenses: quotes from the account's state (the DB side of the pricing service), new licenses,
-cancellation and undo, and event leases for the device API."""
+cancellation and undo, downgrades scheduled for the billing date, and event leases for the device API."""
 
 import datetime
 from decimal import Decimal
@@ -264,3 +264,63 @@ def device_licenses(*, account: Account) -> list[dict]:
          "live_event_id": busy.get(lic.pk)}
         for lic in License.objects.filter(account=account).active().order_by("pk")
     ]
+
+
+# --- plan changes that wait for the billing date (upgrades are paid now: billing.changes) ----------------
+
+class ChangeRefused(Exception):
+    """This change cannot be made to these licenses now; the message says why, in plain words."""
+
+
+def change_refusal(lic: License, today) -> str | None:
+    """Why no change is accepted on this license today (docs/rules.md), or None."""
+    if lic.has_ended:
+        return f"License #{lic.pk} has expired; buy a new one instead."
+    if lic.cancel_at_period_end:
+        return f"License #{lic.pk} is cancelling. Undo the cancellation first."
+    if lic.status == License.PAST_DUE:
+        return f"License #{lic.pk} is past due. Pay its renewal first."
+    if lic.period_end <= today:
+        return f"License #{lic.pk} renews today. Change it once it has renewed."
+    return None
+
+
+@transaction.atomic
+def license_change_schedule(*, account: Account, license: License, tier: str, period: str) -> License:
+    """Schedule a downgrade (a tier or the period going down) for the license's billing date.
+
+    Raises ChangeRefused for a license that cannot change now, or a change that is not a downgrade
+    (an upgrade is paid for now, through `license_upgrade`).
+    """
+    account = account_lock(account)
+    lic = License.objects.select_for_update().get(pk=license.pk, account=account)
+    if refusal := change_refusal(lic, clock.today(account)):
+        raise ChangeRefused(refusal)
+    try:
+        direction = pricing.change_direction(lic.tier, lic.period, tier, period)
+    except pricing.PricingError as error:
+        raise ChangeRefused("Choose Basic, Pro or Premium, monthly or annual.") from error
+    if direction == pricing.SAME:
+        if not lic.change_scheduled:
+            raise ChangeRefused(f"License #{lic.pk} is already {pricing.TIER_LABELS[tier]} {period}.")
+        tier, period = "", ""  # back to what it is: the scheduled change is undone
+    elif direction == pricing.UP:
+        raise ChangeRefused(f"Moving license #{lic.pk} to {pricing.TIER_LABELS[tier]} {period} is an upgrade: "
+                            "it takes effect now, paid for the rest of the period.")
+    lic.next_tier, lic.next_period = tier, period
+    lic.save(update_fields=["next_tier", "next_period"])
+    return lic
+
+
+@transaction.atomic
+def license_change_undo(*, account: Account, license: License) -> License:
+    """Undo a scheduled change: the license renews as it is. Possible until its billing date."""
+    account = account_lock(account)
+    lic = License.objects.select_for_update().get(pk=license.pk, account=account)
+    if lic.has_ended:
+        raise ChangeRefused(f"License #{lic.pk} has expired.")
+    if not lic.change_scheduled:
+        raise ChangeRefused(f"License #{lic.pk} has no change scheduled.")
+    lic.next_tier, lic.next_period = "", ""
+    lic.save(update_fields=["next_tier", "next_period"])
+    return lic

@@ -8,4 +8,5 @@ urlpatterns = [
     path("features/", views.feature_list, name="features"),
     path("<int:pk>/cancel/", views.license_cancel_view, name="cancel"),
     path("<int:pk>/undo-cancel/", views.license_undo_cancel_view, name="undo_cancel"),
+    path("<int:pk>/undo-change/", views.license_undo_change_view, name="undo_change"),
 ]

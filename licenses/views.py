@@ -6,7 +6,14 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.decorators import account_required
 from licenses.models import Feature, License
-from licenses.services import LicenseActionRefused, license_cancel, license_undo_cancel, tier_cards
+from licenses.services import (
+    ChangeRefused,
+    LicenseActionRefused,
+    license_cancel,
+    license_change_undo,
+    license_undo_cancel,
+    tier_cards,
+)
 from pictor_billing import clock
 from pictor_billing.htmx import render_htmx
 
@@ -53,6 +60,20 @@ def license_undo_cancel_view(request, pk):
         messages.error(request, str(refused))
         return _to_list_or_row(request, license, status=409)
     messages.success(request, f"License #{license.pk} will renew as normal.")
+    return _to_list_or_row(request, license)
+
+
+@require_POST
+@account_required
+def license_undo_change_view(request, pk):
+    """Undo a scheduled downgrade before the billing date: the license renews as it is."""
+    license = get_object_or_404(License, pk=pk, account=request.account)
+    try:
+        license = license_change_undo(account=request.account, license=license)
+    except ChangeRefused as refused:
+        messages.error(request, str(refused))
+        return _to_list_or_row(request, license, status=409)
+    messages.success(request, f"License #{license.pk} will renew as {license.renews_as_label}, as it is now.")
     return _to_list_or_row(request, license)
 
 

@@ -93,9 +93,9 @@ class PaymentAttempt(models.Model):
     IN_FLIGHT = (PENDING, REQUIRES_ACTION, AUTHORIZED, UNKNOWN)
     AUTHORIZE, CHARGE, REFUND = "authorize", "charge", "refund"
     KIND_CHOICES = [(AUTHORIZE, "Authorize, then capture"), (CHARGE, "Charge"), (REFUND, "Refund")]
-    PURCHASE, TOP_UP, AUTO_TOP_UP, RENEWAL = "purchase", "top_up", "auto_top_up", "renewal"
+    PURCHASE, TOP_UP, AUTO_TOP_UP, RENEWAL, CHANGE = "purchase", "top_up", "auto_top_up", "renewal", "change"
     PURPOSE_CHOICES = [(PURCHASE, "License purchase"), (TOP_UP, "Token top-up"), (AUTO_TOP_UP, "Auto top-up"),
-                       (RENEWAL, "Renewal")]
+                       (RENEWAL, "Renewal"), (CHANGE, "Plan change")]
 
     account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="payment_attempts")
     card = models.ForeignKey(Card, on_delete=models.PROTECT, null=True, blank=True, related_name="attempts")

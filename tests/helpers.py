@@ -157,7 +157,8 @@ def books() -> dict:
         "token entries": TokenEntry.objects.count(),
         "top-ups": TopUp.objects.count(),
         "cards": sorted(Card.objects.values_list("pk", "is_default")),
-        "license states": sorted(License.objects.values_list("pk", "status", "cancel_at_period_end")),
+        "license states": sorted(License.objects.values_list("pk", "status", "cancel_at_period_end", "tier",
+                                                             "next_tier")),
     }
 
 

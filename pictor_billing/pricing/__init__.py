@@ -2,12 +2,13 @@
 
 It imports no app and no ORM. The purchase modal's live Order Summary, the purchase itself and its
 invoice take their figures from `quote_purchase`; token top-ups from `quote_top_up_mix`; renewals
-from `quote_renewal` — each called with the same inputs for the preview and the charge, so what is
-shown is what is charged. Every step rounds once, half-up, to the cent (docs/rules.md). Quote lines
-carry signed amounts (discounts and credits negative) that sum to the total due.
+from `quote_renewal`; plan changes from `quote_change` — each called with the same inputs for the
+preview and the charge, so what is shown is what is charged. Every step rounds once, half-up, to the
+cent (docs/rules.md). Quote lines carry signed amounts (discounts and credits negative) that sum to
+the total due.
 
 Modules: base (tiers, brackets, lines, fingerprint), calendar (anchors, cycles, anniversaries),
-purchase, top_up (packages and the cheapest mix), renewal.
+purchase, top_up (packages and the cheapest mix), renewal, change.
 """
 
 from pictor_billing.pricing.base import (
@@ -33,6 +34,17 @@ from pictor_billing.pricing.base import (
     volume_rate,
 )
 from pictor_billing.pricing.calendar import add_years, anchor_date, billing_cycle, shift_month
+from pictor_billing.pricing.change import (
+    DOWN,
+    SAME,
+    UP,
+    ChangedLicense,
+    ChangeQuote,
+    ChangingLicense,
+    change_direction,
+    quote_change,
+    unused_credit,
+)
 from pictor_billing.pricing.purchase import (
     ActiveLicense,
     CouponTerms,
@@ -63,5 +75,7 @@ __all__ = [
     "PackageOffer", "PricingError", "Quote", "QuoteLine", "TopUpQuote", "add_years", "anchor_date", "billing_cycle",
     "cheapest_package_mix", "coupon_problem", "next_bracket", "percent", "quote_fingerprint", "quote_purchase",
     "quote_top_up", "quote_top_up_mix", "shift_month", "volume_rate", "RenewalQuote", "RenewedLicense",
-    "RenewingLicense", "next_annual_date", "next_monthly_date", "quote_renewal",
+    "RenewingLicense", "next_annual_date", "next_monthly_date", "quote_renewal", "ChangeQuote", "ChangedLicense",
+    "ChangingLicense", "change_direction", "quote_change", "DOWN", "SAME", "UP",
+    "unused_credit",
 ]

@@ -34,6 +34,9 @@ class RenewingLicense:
     tier: str
     period: str
     renews_to: date  # the end of the period it renews for: its next billing date
+    # Annual -> monthly joining the anchor mid-cycle: charged these days of its cycle, pro-rata.
+    prorata_days: int | None = None
+    cycle_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -133,20 +136,25 @@ def quote_renewal(
             raise PricingError(f"cannot renew a {lic.tier} {lic.period} license")
         if lic.renews_to <= billing_date:
             raise PricingError("a renewal runs to a later date")
-        groups.setdefault((lic.tier, lic.period, lic.renews_to), []).append(lic)
+        if lic.prorata_days is not None and not 0 < lic.prorata_days < (lic.cycle_days or 0):
+            raise PricingError("a pro-rata renewal charges part of its cycle")
+        groups.setdefault((lic.tier, lic.period, lic.renews_to, lic.prorata_days, lic.cycle_days), []).append(lic)
     lines, renewed = [], []
     order = {(tier, period): index for index, (tier, period) in
              enumerate((tier, period) for period in (MONTHLY, ANNUAL) for tier in TIERS)}
-    for (tier, period, renews_to), members in sorted(groups.items(), key=lambda kv: (order[kv[0][:2]], kv[0][2])):
+    for (tier, period, renews_to, days, cycle), members in sorted(
+            groups.items(), key=lambda kv: (order[kv[0][:2]], kv[0][2], kv[0][3] or 0)):
         try:
             unit = to_money(prices[(tier, period)])
         except KeyError:
             raise PricingError(f"no price for {tier} {period} on {billing_date}") from None
+        charged = unit if days is None else to_money(unit * days / cycle)
+        prorata = "" if days is None else f" (pro-rata: {days} of {cycle} days)"
         lines.append(QuoteLine(
             "item", f"{TIER_LABELS[tier]} license, {PERIOD_LABELS[period].lower()}: "
-                    f"{_day(billing_date)} – {_day(renews_to)}",
-            len(members), unit, unit * len(members)))
-        paid = to_money(unit * (1 - rate))
+                    f"{_day(billing_date)} – {_day(renews_to)}{prorata}",
+            len(members), charged, charged * len(members)))
+        paid = to_money(charged * (1 - rate))
         renewed += [RenewedLicense(lic.id, tier, period, unit, rate, paid, renews_to) for lic in members]
     subtotal = sum((line.amount for line in lines), ZERO)
     discount = to_money(subtotal * rate)

@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 
 from accounts.models import Account, User
-from licenses.services import license_cancel
+from licenses.services import license_cancel, license_change_schedule
 from tests.conftest import VISA, add_card, logged_in
 from tests.helpers import (
     HTMX,
@@ -36,10 +36,13 @@ def world(prices, packages, alice, bob, charlie):
     purchase = buy_directly(alice.account, alice, quantity=2)
     renewing, cancelling = purchase.licenses.order_by("pk")
     license_cancel(account=alice.account, license=cancelling)
+    downgrading = buy_directly(alice.account, alice, tier="premium").licenses.get()
+    license_change_schedule(account=alice.account, license=downgrading, tier="basic", period="monthly")
     charlie_card = add_card(charlie.account)
     charlie_purchase = buy_directly(charlie.account, charlie)
     return SimpleNamespace(
         default=default, spare=spare, renewing=renewing, cancelling=cancelling, invoice=purchase.invoice,
+        downgrading=downgrading,
         package=packages[0], charlie_card=charlie_card, charlie_license=charlie_purchase.licenses.get(),
         charlie_invoice=charlie_purchase.invoice,
     )
@@ -56,6 +59,7 @@ def get_urls(w) -> dict[str, str]:
         "invoices list": "/billing/invoices/",
         "invoice pdf": f"/billing/invoices/{w.invoice.number}.pdf",
         "top up form": TOP_UP_URL,
+        "change plan": f"/billing/licenses/change/?license={w.renewing.pk}",
     }
 
 
@@ -69,6 +73,7 @@ def post_urls(w) -> dict[str, str]:
         "complete purchase": "/billing/licenses/add/",
         "add card": "/billing/payment/cards/add/",
         "top up": TOP_UP_URL,
+        "undo change": f"/billing/licenses/{w.downgrading.pk}/undo-change/",
     }
 
 
@@ -85,9 +90,9 @@ def valid_data(name, w, client) -> dict:
     return {}
 
 
-GET_NAMES = list(get_urls(SimpleNamespace(invoice=SimpleNamespace(number="X"))))
+GET_NAMES = list(get_urls(SimpleNamespace(invoice=SimpleNamespace(number="X"), renewing=SimpleNamespace(pk=0))))
 POST_NAMES = ["cancel", "undo cancel", "make card default", "remove card", "billing details",
-              "complete purchase", "add card", "top up"]
+              "complete purchase", "add card", "top up", "undo change"]
 
 
 def account_state(account) -> tuple:
@@ -170,6 +175,9 @@ def test_the_owner_and_a_teammate_can_use_every_billing_action(world, request, w
         assert len(after["cards"]) == len(before["cards"]) + 1
     elif name == "top up":
         assert after["top-ups"] == before["top-ups"] + 1
+    elif name == "undo change":
+        world.downgrading.refresh_from_db()
+        assert not world.downgrading.change_scheduled
 
 
 # Another account ------------------------------------------------------------------------------------
@@ -182,11 +190,12 @@ def foreign_posts(w) -> dict[str, str]:
         "make alice's card default": f"/billing/payment/cards/{w.spare.pk}/default/",
         "remove alice's default card": f"/billing/payment/cards/{w.default.pk}/remove/",
         "remove alice's spare card": f"/billing/payment/cards/{w.spare.pk}/remove/",
+        "undo alice's plan change": f"/billing/licenses/{w.downgrading.pk}/undo-change/",
     }
 
 
 FOREIGN_NAMES = ["cancel alice's license", "undo alice's cancellation", "make alice's card default",
-                 "remove alice's default card", "remove alice's spare card"]
+                 "remove alice's default card", "remove alice's spare card", "undo alice's plan change"]
 
 
 @pytest.mark.parametrize("htmx", [False, True], ids=["plain post", "htmx post"])
