@@ -32,10 +32,10 @@ from billing.support import (
 from invoices.admin import InvoiceAdmin
 from invoices.models import Invoice
 from licenses.admin import LicenseAdmin
-from licenses.models import License
+from licenses.models import License, LicenseTerm
 from payments.models import PaymentAttempt
 from payments.services import credit_balance
-from pictor_billing import clock
+from pictor_billing import clock, pricing
 from pictor_billing.admin import ReadOnlyAdmin, ReadOnlyInline
 from pictor_billing.money import format_usd
 
@@ -67,6 +67,9 @@ class BillingNoticeAdmin(ReadOnlyAdmin):
     list_select_related = ["account"]
 
 
+SHOWN = 20  # terms and attempts listed on an account's page; the full lists are linked under Records
+
+
 class TestClockForm(forms.Form):
     """Attach (a start time), advance (a later time, or +15d), or detach an account's test clock."""
 
@@ -86,7 +89,8 @@ admin.site.unregister(Account)
 class BillingAccountAdmin(AccountAdmin):
     """The account page, with its billing state and its renewals, and its test clock."""
 
-    readonly_fields = [*AccountAdmin.readonly_fields, "billing_state", "test_clock", "records"]
+    readonly_fields = [*AccountAdmin.readonly_fields, "billing_state", "test_clock", "records", "current_terms",
+                       "recent_attempts"]
     inlines = [*AccountAdmin.inlines, RenewalInline]
 
     @admin.display(description="Billing")
@@ -102,6 +106,31 @@ class BillingAccountAdmin(AccountAdmin):
         parts.append(("Next renewal", f"{upcoming.billing_date}: {upcoming.what}, {format_usd(upcoming.total_due)}"
                       if upcoming else "nothing renews"))
         return format_html_join(mark_safe("<br>"), "{}: {}", parts)
+
+    @admin.display(description="Paid terms (licenses not expired)")
+    def current_terms(self, account):
+        if account.pk is None:
+            return "-"
+        terms = (LicenseTerm.objects.filter(license__account=account).exclude(license__status=License.EXPIRED)
+                 .select_related("invoice").order_by("-starts_on", "-pk")[:SHOWN])
+        rows = [(reverse("admin:licenses_license_change", args=[term.license_id]), term.license_id,
+                 f"{term.get_kind_display()}: {term.tier} {term.period}, {term.starts_on} – {term.ends_on}, "
+                 f"list {format_usd(term.list_price)} at {pricing.percent(term.rate)}, paid {format_usd(term.paid)}",
+                 term.invoice.number if term.invoice else "no invoice") for term in terms]
+        return format_html_join(mark_safe("<br>"), '<a href="{}">#{}</a> {} ({})', rows) or "None"
+
+    @admin.display(description=f"Payment attempts (latest {SHOWN})")
+    def recent_attempts(self, account):
+        if account.pk is None:
+            return "-"
+        attempts = PaymentAttempt.objects.filter(account=account).select_related("card", "invoice").order_by("-pk")
+        rows = [(reverse("admin:payments_paymentattempt_change", args=[attempt.pk]), attempt.pk,
+                 f"{attempt.created_at:%Y-%m-%d %H:%M} {attempt.get_purpose_display()}, {attempt.get_kind_display()} "
+                 f"{format_usd(attempt.amount)} on {attempt.card.label if attempt.card else 'no card'}: "
+                 f"{attempt.get_status_display()}{f' ({attempt.failure_reason})' if attempt.failure_reason else ''}",
+                 attempt.invoice.number if attempt.invoice and attempt.invoice.number else "no invoice")
+                for attempt in attempts[:SHOWN]]
+        return format_html_join(mark_safe("<br>"), '<a href="{}">#{}</a> {} ({})', rows) or "None"
 
     @admin.display(description="Test clock")
     def test_clock(self, account):

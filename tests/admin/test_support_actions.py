@@ -180,3 +180,11 @@ def test_credit_granted_while_a_renewal_is_past_due_pays_it_first(support, bough
     # Paid, it is never retried.
     clock_advance(account=account, to=datetime.datetime(2027, 4, 8, 12, tzinfo=UTC))
     assert PaymentAttempt.objects.filter(invoice=renewal.invoice).count() == 1
+
+
+def test_the_account_page_lists_its_terms_and_attempts(support, bought):
+    body = text(support.get(reverse("admin:accounts_account_change", args=[bought.account.pk])))
+    number = bought.invoice.number
+    assert f"Purchase: pro monthly, 2027-03-01 – 2027-04-01, list $99.00 at 0%, paid $99.00 ({number})" in body
+    assert "License purchase, Authorize, then capture $198.00 on Visa ending 4242: Succeeded" in body
+    assert "Issue a credit" in body
