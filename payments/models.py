@@ -18,6 +18,21 @@ class SavedCardManager(models.Manager):
         return super().get_queryset().filter(removed_at__isnull=True)
 
 
+class ProcessorCustomer(models.Model):
+    """The processor's customer for one account (Stripe: created with its first card)."""
+
+    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="processor_customers")
+    gateway = models.CharField(max_length=20)
+    customer_ref = models.CharField(max_length=255)
+    created_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "gateway"], name="one_customer_per_gateway")]
+
+    def __str__(self) -> str:
+        return f"{self.gateway} customer {self.customer_ref}"
+
+
 class Card(models.Model):
     """A saved card: only what the processor lets us keep (never the number or CVC)."""
 

@@ -24,7 +24,7 @@ from invoices.models import Invoice
 from invoices.services import InvoiceStatusRefused, invoice_status_set
 from payments import gateway as gw
 from payments.gateway import CardGateway, PaymentOutcome, ProcessorUnavailable
-from payments.models import Card, CreditEntry, PaymentAttempt
+from payments.models import Card, CreditEntry, PaymentAttempt, ProcessorCustomer
 from payments.sandbox import SandboxGateway
 from pictor_billing import clock
 from pictor_billing.money import ZERO, format_usd, to_minor_units
@@ -56,9 +56,42 @@ def get_gateway() -> CardGateway:
     """The gateway chosen by the PAYMENT_GATEWAY setting."""
     if settings.PAYMENT_GATEWAY == "sandbox":
         return SandboxGateway()
-    raise ImproperlyConfigured(
-        f"PAYMENT_GATEWAY={settings.PAYMENT_GATEWAY!r} is not available; use 'sandbox' (Stripe comes next)."
-    )
+    if settings.PAYMENT_GATEWAY == "stripe":
+        from payments.stripe import StripeGateway  # imported only when chosen: the sandbox needs no SDK
+
+        return StripeGateway()
+    raise ImproperlyConfigured(f"PAYMENT_GATEWAY={settings.PAYMENT_GATEWAY!r} is not available; use 'sandbox' or "
+                               "'stripe'.")
+
+
+def cards_in_browser() -> bool:
+    """Whether cards are entered in the processor's own form in the browser (Stripe.js), not ours."""
+    return getattr(get_gateway(), "collects_card_in_browser", False)
+
+
+def processor_customer(account: Account) -> str:
+    """The processor's customer for this account, created on first use (outside any transaction)."""
+    processor = get_gateway()
+    found = ProcessorCustomer.objects.filter(account=account, gateway=processor.name).first()
+    if found is not None:
+        return found.customer_ref
+    _refuse_inside_transaction()
+    email = account.billing_email or (account.users.order_by("pk").values_list("email", flat=True).first() or "")
+    ref = processor.customer_create(account_id=account.pk, email=email, name=account.name)
+    found, _ = ProcessorCustomer.objects.get_or_create(account=account, gateway=processor.name,
+                                                       defaults={"customer_ref": ref})
+    return found.customer_ref
+
+
+def card_setup_begin(*, account: Account) -> dict:
+    """Start saving a card in the processor's form: what the browser needs (a SetupIntent's secret)."""
+    return get_gateway().card_setup_begin(customer_ref=processor_customer(account))
+
+
+def card_setup_finish(*, account: Account, setup_ref: str) -> Card:
+    """Save the card the browser's form set up (CardError if it did not); the first becomes the default."""
+    saved = get_gateway().card_setup_finish(customer_ref=processor_customer(account), setup_intent_id=setup_ref)
+    return _card_store(account, saved)
 
 
 # --- credit balance ---------------------------------------------------------------------------------
@@ -90,17 +123,40 @@ def card_add(*, account: Account, number: str, exp_month: int, exp_year: int, cv
 
     The processor is asked before any transaction starts; only the new row is written under the lock.
     """
-    processor = get_gateway()
-    saved = processor.save_card(number=number, exp_month=exp_month, exp_year=exp_year, cvc=cvc,
-                                today=clock.today(account))
+    saved = get_gateway().save_card(number=number, exp_month=exp_month, exp_year=exp_year, cvc=cvc,
+                                    today=clock.today(account))
+    return _card_store(account, saved)
+
+
+def _card_store(account: Account, saved) -> Card:
     with transaction.atomic():
         account = account_lock(account)
+        existing = Card.objects.filter(account=account, gateway_ref=saved.gateway_ref).first()
+        if existing is not None:  # the same setup finished twice (a resubmitted form)
+            return existing
         has_default = Card.objects.filter(account=account, is_default=True).exists()
-        return Card.objects.create(
-            account=account, gateway=processor.name, gateway_ref=saved.gateway_ref, brand=saved.brand,
+        card = Card.objects.create(
+            account=account, gateway=get_gateway().name, gateway_ref=saved.gateway_ref, brand=saved.brand,
             last4=saved.last4, exp_month=saved.exp_month, exp_year=saved.exp_year, is_default=not has_default,
             created_at=clock.now(account),
         )
+        if card.is_default:
+            _tell_processor_default(card)
+        return card
+
+
+def _tell_processor_default(card: Card) -> None:
+    # The processor's own default (Stripe's invoice_settings), set once our transaction commits.
+    processor = get_gateway()
+    if hasattr(processor, "card_default_set") and card.gateway == processor.name:
+        transaction.on_commit(lambda: _quietly(processor.card_default_set, card_ref=card.gateway_ref))
+
+
+def _quietly(call, **kwargs) -> None:
+    try:
+        call(**kwargs)
+    except (ProcessorUnavailable, gw.CardError) as error:  # ours is the record; the processor's is a mirror
+        log.warning("processor card update %s failed: %s", call.__name__, error)
 
 
 @transaction.atomic
@@ -115,6 +171,7 @@ def card_make_default(*, account: Account, card: Card) -> Card:
     Card.objects.filter(account=account, is_default=True).exclude(pk=card.pk).update(is_default=False)
     Card.objects.filter(pk=card.pk).update(is_default=True)
     card.is_default = True
+    _tell_processor_default(card)
     return card
 
 
@@ -135,12 +192,16 @@ def card_remove(*, account: Account, card: Card, default_required: bool) -> Card
         raise CardRemovalRefused("Add another card and make it the default before removing this one: "
                                  "your active licenses renew on the default card.")
     Card.objects.filter(pk=card.pk).update(is_default=False, removed_at=clock.now(account))
+    processor = get_gateway()
+    if hasattr(processor, "card_detach") and card.gateway == processor.name:
+        transaction.on_commit(lambda: _quietly(processor.card_detach, card_ref=card.gateway_ref))
     if not card.is_default:
         return None
     newest = Card.objects.filter(account=account).order_by("-created_at", "-pk").first()
     if newest is not None:
         Card.objects.filter(pk=newest.pk).update(is_default=True)
         newest.is_default = True
+        _tell_processor_default(newest)
     return newest
 
 

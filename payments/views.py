@@ -1,16 +1,25 @@
 """The Payment tab: saved cards (add, make default) and the billing details form (removing is billing.views.cards)."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.decorators import account_required
 from accounts.services import BILLING_DETAIL_FIELDS, billing_details_update
 from payments.forms import BillingDetailsForm, CardForm
-from payments.gateway import CardError
+from payments.gateway import CardError, ProcessorUnavailable
 from payments.models import Card
-from payments.services import CardGone, card_add, card_make_default
+from payments.services import (
+    CardGone,
+    card_add,
+    card_make_default,
+    card_setup_begin,
+    card_setup_finish,
+    cards_in_browser,
+)
 from pictor_billing import clock
 from pictor_billing.htmx import render_htmx
 from pictor_billing.redirects import safe_next_url
@@ -35,7 +44,9 @@ def payment_tab(request):
 @require_http_methods(["GET", "POST"])
 @account_required
 def card_add_view(request):
-    """Add a card (the sandbox form); the first card becomes the default."""
+    """Add a card (the sandbox form, or Stripe's card Element); the first card becomes the default."""
+    if cards_in_browser():
+        return _card_add_in_browser(request)
     form = CardForm(request.POST or None, today=clock.today(request.account))
     next_url = safe_next_url(request)
     if request.method == "POST" and form.is_valid():
@@ -53,6 +64,37 @@ def card_add_view(request):
     return render_htmx(request, "payments/card_add.html", {"form": form, "tab": "payment", "next": next_url},
                        partial="modal", status=status)
 
+
+
+def _card_add_in_browser(request):
+    """Stripe: the card Element confirms a SetupIntent in the browser; the form posts only its id."""
+    next_url = safe_next_url(request)
+    if request.htmx:  # Stripe.js needs a page of its own, not a fragment in a modal
+        return HttpResponseClientRedirect(request.get_full_path())
+    error, status = "", 200
+    if request.method == "POST":
+        setup_ref = request.POST.get("setup_intent", "")
+        if not setup_ref.startswith("seti_") or len(setup_ref) > 255:
+            error, status = "The card form did not finish. Enter the card again; nothing was saved.", 400
+        else:
+            try:
+                card = card_setup_finish(account=request.account, setup_ref=setup_ref)
+            except CardError as refused:
+                error, status = f"{refused.message} Nothing was saved.", 400
+            except ProcessorUnavailable:
+                error, status = "Stripe did not answer. Try again in a moment; nothing was saved.", 503
+            else:
+                default = " It is your default card." if card.is_default else ""
+                messages.success(request, f"{card.brand} ending {card.last4} added.{default}")
+                return redirect(next_url or "payments:tab")
+    try:
+        setup = card_setup_begin(account=request.account)
+    except ProcessorUnavailable:
+        return render_htmx(request, "payments/card_add_stripe.html", {
+            "tab": "payment", "error": "Stripe did not answer. Try again in a moment.", "setup": {}}, status=503)
+    return render_htmx(request, "payments/card_add_stripe.html", {
+        "tab": "payment", "next": next_url, "setup": setup, "error": error,
+        "publishable_key": settings.STRIPE_PUBLISHABLE_KEY, "stripe_js_url": settings.STRIPE_JS_URL}, status=status)
 
 
 @require_POST

@@ -176,8 +176,13 @@ BILLING_CHARGE_CONCURRENCY = int(os.environ.get("BILLING_CHARGE_CONCURRENCY")
                                  or (1 if DATABASES["default"]["ENGINE"].endswith("sqlite3") else 16))
 # Test clocks (staff move one account's time forward): on with the sandbox, never with live Stripe keys.
 TEST_CLOCKS = envbool("TEST_CLOCKS", PAYMENT_GATEWAY == "sandbox")
+# Stripe (PAYMENT_GATEWAY=stripe). STRIPE_API_BASE and STRIPE_JS_URL, unset in production, point the
+# gateway and the card form at an emulator (localstripe, in the tests).
 STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
 STRIPE_PUBLISHABLE_KEY = os.environ.get("STRIPE_PUBLISHABLE_KEY", "")
+STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
+STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")
+STRIPE_JS_URL = os.environ.get("STRIPE_JS_URL", "") or "https://js.stripe.com/v3/"
 
 # The seller printed on every invoice; copied onto each invoice when it is issued.
 SELLER = {

@@ -7,8 +7,8 @@ cardholder's authentication sends the owner to the confirm page (the sandbox's s
 3-D Secure), after which the payment goes on exactly where it stopped.
 """
 
+from django.conf import settings
 from django.contrib import messages
-from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -110,13 +110,20 @@ def payment_confirm(request, pk):
     """Confirm a payment the card's bank wants authenticated (the sandbox's stand-in for 3-D Secure)."""
     attempt = get_object_or_404(PaymentAttempt.objects.select_related("card"), pk=pk, account=request.account)
     processor = get_gateway()
-    if not hasattr(processor, "authenticate"):
-        raise Http404("This processor confirms payments on its own page.")
+    in_browser = not hasattr(processor, "authenticate")  # Stripe: 3-D Secure by stripe.confirmCardPayment
+    page = {"attempt": attempt}
+    if in_browser and attempt.status == PaymentAttempt.REQUIRES_ACTION:
+        page["stripe"] = {"publishable_key": settings.STRIPE_PUBLISHABLE_KEY, "js_url": settings.STRIPE_JS_URL,
+                          "client_secret": attempt.processor_answer.get("client_secret", "")}
     if request.method == "POST" and attempt.status == PaymentAttempt.REQUIRES_ACTION:
-        if request.POST.get("action") not in ("approve", "fail"):
-            return TemplateResponse(request, "billing/payment_confirm.html", {"attempt": attempt}, status=400)
-        processor.authenticate(processor_ref=attempt.processor_ref, approve=request.POST["action"] == "approve")
+        if request.POST.get("action") not in (("confirmed",) if in_browser else ("approve", "fail")):
+            return TemplateResponse(request, "billing/payment_confirm.html", page, status=400)
+        if not in_browser:
+            processor.authenticate(processor_ref=attempt.processor_ref, approve=request.POST["action"] == "approve")
+        # Whatever the browser says, the processor is asked how the payment stands.
         attempt = attempt_refresh(attempt)
+        if attempt.status == PaymentAttempt.REQUIRES_ACTION:
+            return TemplateResponse(request, "billing/payment_confirm.html", page, status=409)
         if attempt.purpose == PaymentAttempt.RENEWAL:
             return _renewal_confirmed(request, attempt)
         try:
@@ -142,4 +149,4 @@ def payment_confirm(request, pk):
             return redirect(_landing(recorded))
         return TemplateResponse(request, "billing/payment_confirm.html", {"attempt": attempt, "settled": True},
                                 status=409)
-    return TemplateResponse(request, "billing/payment_confirm.html", {"attempt": attempt})
+    return TemplateResponse(request, "billing/payment_confirm.html", page)
