@@ -119,3 +119,4 @@ def pdftotext():
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     return path
+from tests.stripe.conftest import localstripe, stripe_on  # noqa: E402,F401  (the Stripe emulator, for test_stripe_flow)
