@@ -76,6 +76,7 @@ class StripeGateway:
 
     name = "stripe"
     collects_card_in_browser = True
+    rate_limit_waits = RATE_LIMIT_WAITS
 
     def __init__(self):
         base = {"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None
@@ -85,7 +86,7 @@ class StripeGateway:
 
     def _call(self, method, *args, **kwargs):
         """One API call; rate limits retried with backoff, no answer -> ProcessorUnavailable."""
-        for wait in (*RATE_LIMIT_WAITS, None):
+        for wait in (*self.rate_limit_waits, None):
             try:
                 return method(*args, **kwargs)
             except stripe.RateLimitError as error:
