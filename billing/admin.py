@@ -19,7 +19,7 @@ from django.utils.safestring import mark_safe
 from accounts.admin import AccountAdmin
 from accounts.models import Account
 from billing.clocks import ClockRefused, clock_advance, clock_attach, clock_detach, clocks_allowed, parse_moment
-from billing.models import BillingNotice, Renewal
+from billing.models import BillingNotice, ProcessorEvent, Renewal
 from billing.renewals import next_renewal, open_renewals
 from billing.support import (
     SupportRefused,
@@ -65,6 +65,34 @@ class BillingNoticeAdmin(ReadOnlyAdmin):
     list_filter = ["kind"]
     search_fields = ["account__name"]
     list_select_related = ["account"]
+
+
+class HandledFilter(admin.SimpleListFilter):
+    title = "handled"
+    parameter_name = "handled"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Handled"), ("no", "Not handled (failed; Stripe delivers it again)")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(handled_at__isnull=self.value() == "no")
+        return queryset
+
+
+@admin.register(ProcessorEvent)
+class ProcessorEventAdmin(ReadOnlyAdmin):
+    """Every event the processor's webhook received, once each, with what handling it did.
+
+    Disputes are flagged here for support (Needs support: yes), with the invoice they are about.
+    """
+
+    list_display = ["received_at", "type", "event_id", "needs_support", "account", "invoice", "outcome",
+                    "handled_at"]
+    list_filter = ["needs_support", HandledFilter, "type", "livemode"]
+    search_fields = ["event_id", "object_id", "invoice__number", "account__name"]
+    list_select_related = ["account", "invoice"]
+    date_hierarchy = "received_at"
 
 
 SHOWN = 20  # terms and attempts listed on an account's page; the full lists are linked under Records
@@ -219,6 +247,7 @@ class ReasonForm(forms.Form):
 
 class AmountForm(ReasonForm):
     amount = forms.DecimalField(label="Amount (USD)", min_value=Decimal("0.01"), max_digits=10, decimal_places=2)
+    field_order = ["amount", "reason"]
 
 
 class CreditForm(AmountForm):

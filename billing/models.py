@@ -52,3 +52,36 @@ class BillingNotice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.key}"
+
+
+class ProcessorEvent(models.Model):
+    """One event the processor sent to the webhook (Stripe's `evt_…`), stored once by its id.
+
+    A delivery Stripe repeats (a replay) finds its row and changes nothing. `handled_at` is set once
+    it has been acted on; a row left without it (the handling failed) is handled again by the next
+    delivery. A dispute flags the invoice it is about for support here (`needs_support`), so admin
+    lists them, rather than on the invoice itself.
+    """
+
+    event_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100)
+    object_id = models.CharField(max_length=255, blank=True, help_text="The id of the event's data.object.")
+    created = models.DateTimeField(null=True, blank=True, help_text="When the processor created the event.")
+    livemode = models.BooleanField(default=False)
+    payload = models.JSONField(default=dict)
+    # Real time (when we got it), whatever an account's clock says.
+    received_at = models.DateTimeField(default=clock.now)
+    handled_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=300, blank=True, help_text="What handling it did, in plain words.")
+    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, null=True, blank=True,
+                                related_name="processor_events")
+    invoice = models.ForeignKey("invoices.Invoice", on_delete=models.PROTECT, null=True, blank=True,
+                                related_name="processor_events")
+    needs_support = models.BooleanField(default=False, help_text="Flagged for support (a dispute was opened).")
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["object_id", "type"]), models.Index(fields=["needs_support", "received_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"

@@ -6,7 +6,7 @@ while the views live here, above the apps they tie together.
 
 from django.urls import path
 
-from billing.views import cards, change, estimate, paying, purchase, renewals, signup, top_up
+from billing.views import cards, change, estimate, paying, purchase, renewals, signup, top_up, webhooks
 
 app_name = "billing"
 urlpatterns = [
@@ -22,4 +22,5 @@ urlpatterns = [
     path("billing/tokens/estimate/", estimate.estimate, name="estimate"),
     path("billing/tokens/estimate/result/", estimate.estimate_result, name="estimate_result"),
     path("billing/payment/cards/<int:pk>/remove/", cards.card_remove_view, name="card_remove"),
+    path("stripe/webhook/", webhooks.stripe_webhook, name="stripe_webhook"),
 ]
