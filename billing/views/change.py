@@ -60,7 +60,10 @@ class Plan:
             self.refusal = change_refusal(licenses[0], clock.today(request.account)) or ""
             self.list_price = prices_in_force(clock.today(request.account)).get((data["tier"], data["period"]))
         else:
-            self.switching = any(lic.period != data["period"] for lic in licenses)
+            switching = [lic for lic in licenses if lic.period != data["period"]]
+            self.switching, self.mixed = bool(switching), 0 < len(switching) < len(licenses)
+            self.one_date = len({lic.period_end for lic in licenses}) == 1
+            self.switch_renews_on = pricing.add_years(clock.today(request.account), 1)
             try:
                 self.quote = change_quote(account=request.account, license_ids=[lic.pk for lic in licenses],
                                           tier=data["tier"], period=data["period"])

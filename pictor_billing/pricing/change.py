@@ -179,11 +179,13 @@ def quote_change(
     if credit_unused:
         lines.append(QuoteLine("credit_unused", f"Credit for cancelled license{plural}: unused time of "
                                                 f"{_what(licenses)}", 1, -credit_unused, -credit_unused))
-    until = max(lic.renews_to for lic in changed)
+    ends = {lic.renews_to for lic in changed}
+    # One period for all, or each to its own billing date (a mixed selection): the line says which.
+    until = _day(ends.pop()) if len(ends) == 1 else "each license's billing date"
     # n × the unit when every license pays the same (one line either way: the summary reads one figure).
     same = len({lic.charge for lic in changed}) == 1
     lines.append(QuoteLine("charge_new", f"{TIER_LABELS[tier]} license{plural}, {PERIOD_LABELS[period].lower()}: "
-                                         f"{_day(today)} – {_day(until)}", len(changed) if same else 1,
+                                         f"{_day(today)} – {until}", len(changed) if same else 1,
                            changed[0].charge if same else charge_new, charge_new))
     own_used = min(credit_unused, charge_new)
     carried = credit_unused - own_used

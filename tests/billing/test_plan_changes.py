@@ -130,7 +130,7 @@ def test_monthly_to_annual_mid_cycle_leaves_the_monthly_group_and_clears_the_anc
     response, shown = pay(alice_client, [lic], tier="pro", period="annual")
     # Credit $67.06; Pro annual $990.00 from today; total $922.94.
     assert summary_figure(shown, "total_due") == D("922.94")
-    assert "renewing every year on" in text(shown)
+    assert "renew together every year from <time datetime=\"2028-03-11\">Mar 11, 2028</time>" in text(shown)
     lic.refresh_from_db()
     assert (lic.period, lic.period_start, lic.period_end) == ("annual", datetime.date(2027, 3, 11),
                                                               datetime.date(2028, 3, 11))

@@ -112,8 +112,8 @@ def test_past_due_banner_pay_now_with_a_new_card_and_the_banner_is_gone_on_every
     past_due_banner(page).get_by_role("link", name="Pay now", exact=True).click()
     loaded(page, f"/billing/renewals/{renewal.pk}/pay/")
     expect(page.get_by_role("heading", name="Pay your renewal", level=2)).to_be_visible()
-    expect(page.get_by_text("Your renewal on Apr 10, 2027 could not be charged; we try again on Apr 11.")
-           ).to_be_visible()
+    expect(page.get_by_text("Your renewal on Apr 10, 2027 could not be charged: Visa ending 0341 was refused (Your "
+                            "card was declined.); we try again on Apr 11.", exact=False)).to_be_visible()
     expect(page.get_by_role("row", name=re.compile(r"^Total due now \$198\.00$"))).to_be_visible()
     expect(page.get_by_role("button", name="Pay $198.00 with Visa ending 0341", exact=True)).to_be_visible()
 
