@@ -10,7 +10,7 @@ from collections import Counter
 from django.db.models import Q
 
 from billing.renewals import CLAIM_TIMEOUT, accounts_due
-from billing.tasks import payments_reconcile_task, renew_account_task, renewal_charges_task
+from billing.tasks import charge_step_enqueue, payments_reconcile_task, renew_account_task
 from payments.models import PaymentAttempt
 from pictor_billing import clock
 
@@ -26,7 +26,7 @@ def schedule_pass() -> Counter:
         purpose=PaymentAttempt.RENEWAL, kind=PaymentAttempt.CHARGE, status=PaymentAttempt.PENDING,
         off_session=True).filter(Q(sent_at__isnull=True) | Q(sent_at__lt=now - CLAIM_TIMEOUT))
     if unsent.exists():
-        renewal_charges_task.enqueue()
+        charge_step_enqueue()
         enqueued["charge steps"] += 1
     payments_reconcile_task.enqueue()
     enqueued["reconciliations"] += 1
