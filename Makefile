@@ -26,9 +26,12 @@ check-system: $(STAMP)
 
 seed: check-system
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py createcachetable
 	$(PY) manage.py seed_demo
 
 # The web server, one task worker and the scheduler, started together and stopped together (Ctrl-C).
+# DEBUG=true: plain HTTP on this machine (with DEBUG off, settings.py redirects to HTTPS).
+run: export DEBUG ?= true
 run: seed
 	@trap 'kill $$worker $$scheduler 2>/dev/null; wait' EXIT INT TERM; \
 	$(PY) manage.py db_worker --no-reload & worker=$$!; \

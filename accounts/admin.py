@@ -32,8 +32,9 @@ class UserAdmin(BaseUserAdmin):
         (None, {"fields": ["email", "password", "account"]}),
         ("Personal info", {"fields": ["first_name", "last_name"]}),
         ("Permissions", {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]}),
-        ("Important dates", {"fields": ["last_login", "date_joined"]}),
+        ("Important dates", {"fields": ["last_login", "date_joined", "email_verified_at"]}),
     ]
+    readonly_fields = ["email_verified_at"]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "account", "password1", "password2"]})]
 
 

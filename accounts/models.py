@@ -77,6 +77,8 @@ class User(AbstractUser):
     username = None
     email = models.EmailField("email", unique=True)
     account = models.ForeignKey(Account, on_delete=models.PROTECT, null=True, blank=True, related_name="users")
+    # Set when the user opens the link emailed at sign-up; the account's welcome tokens come then.
+    email_verified_at = models.DateTimeField("email verified", null=True, blank=True, editable=False)
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS = []

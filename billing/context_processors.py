@@ -1,5 +1,6 @@
 """The Billing header on every page: token balance (flagged when low), Top Up, and the banners
-(past due, no card, auto top-up switched off by a decline, a payment to confirm or being confirmed)."""
+(past due, no card, auto top-up switched off by a decline, a payment to confirm or being confirmed,
+an email to verify)."""
 
 from billing.models import Renewal
 from billing.renewals import next_renewal, open_renewals
@@ -7,7 +8,7 @@ from payments.models import PaymentAttempt
 from payments.services import credit_balance, default_card
 from pictor_billing import clock
 from tokens.models import TokenSettings
-from tokens.services import token_balance
+from tokens.services import signup_granted, token_balance
 
 
 def billing_header(request):
@@ -15,14 +16,14 @@ def billing_header(request):
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated or user.account_id is None:
         return {}
-    return {"billing": BillingHeader(user.account)}
+    return {"billing": BillingHeader(user.account, user)}
 
 
 class BillingHeader:
     """Computed lazily, so pages that never show the header run no query for it."""
 
-    def __init__(self, account):
-        self.account = account
+    def __init__(self, account, user=None):
+        self.account, self.user = account, user
 
     @property
     def token_balance(self) -> int:
@@ -52,6 +53,12 @@ class BillingHeader:
     def auto_top_up_failure(self) -> str:
         """Why a decline switched auto top-up off; shown as a banner until the owner switches it on again."""
         return self._token_settings[1]
+
+    @property
+    def email_to_verify(self) -> bool:
+        """The user has not verified their email and the account still waits for its welcome tokens."""
+        return (self.user is not None and self.user.email_verified_at is None
+                and not signup_granted(self.account))
 
     @property
     def default_card(self):

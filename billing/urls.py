@@ -11,6 +11,8 @@ from billing.views import cards, change, estimate, paying, purchase, renewals, s
 app_name = "billing"
 urlpatterns = [
     path("signup/", signup.signup, name="signup"),
+    path("verify-email/send/", signup.email_verify_send, name="email_verify_send"),
+    path("verify-email/<str:token>/", signup.email_verify_view, name="email_verify"),
     path("billing/licenses/add/", purchase.license_add, name="license_add"),
     path("billing/licenses/summary/", purchase.purchase_summary, name="purchase_summary"),
     path("billing/licenses/change/", change.license_change, name="license_change"),

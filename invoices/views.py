@@ -29,5 +29,4 @@ def invoice_pdf_download(request, number):
     invoice = get_object_or_404(Invoice.objects.prefetch_related("lines"), number=number, account=request.account)
     response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="{invoice.filename}"'
-    response["Cache-Control"] = "private, no-store"
     return response

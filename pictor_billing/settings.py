@@ -1,14 +1,20 @@
 """Settings for Pictor Billing, one module, driven by environment variables.
 
 Every variable is listed in README.md. The defaults give the embedded set-up
-`make run` promises: SQLite, the sandbox card processor and console email.
+`make run` promises: SQLite, the sandbox card processor and console email. With
+DEBUG off they are also production's for HTTPS, cookies and the Content-Security-Policy
+(README.md, "Deploying").
 """
 
+import datetime
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -55,6 +61,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "django_tasks_db",
+    "axes",
     "pictor_billing",
     "accounts",
     "licenses",
@@ -66,6 +73,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     # Serves static/ from the app itself (gunicorn included), no separate web server needed.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -76,6 +84,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "pictor_billing.htmx.HtmxMessagesMiddleware",
+    # Last: turns a locked-out log-in into the lockout page (see AXES_* below).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "pictor_billing.urls"
@@ -115,7 +125,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
-AUTHENTICATION_BACKENDS = ["accounts.backends.EmailBackend"]
+# django-axes first: it refuses a locked-out log-in before the password is even checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "accounts.backends.EmailBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "licenses:list"
 LOGOUT_REDIRECT_URL = "login"
@@ -139,12 +150,42 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = os.environ.get("STATIC_ROOT") or None
 WHITENOISE_USE_FINDERS = True
 
+# HTTPS. With DEBUG off everything defaults to HTTPS only (`make run` sets DEBUG=true for plain HTTP).
+# BEHIND_PROXY: a reverse proxy or load balancer terminates TLS, says so in X-Forwarded-Proto and
+# appends the client's address to X-Forwarded-For (pictor_billing/client_ip.py reads it).
+BEHIND_PROXY = envbool("BEHIND_PROXY", False)
+if BEHIND_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe it over plain HTTP
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else str(365 * 24 * 3600)))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", not DEBUG)
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", False)
+SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 
-MAILERS = {"default": {"BACKEND": os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")}}
+
+def email_mailer(url: str) -> dict:
+    """A MAILERS entry for EMAIL_URL: smtp://user:password@host:port, STARTTLS with ?tls, or smtps://
+    for TLS from the first byte. The port defaults to 25, 587 (?tls) or 465 (smtps)."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
+        raise ImproperlyConfigured("EMAIL_URL must look like smtp://user:password@host:port[?tls] or smtps://...")
+    tls = parse_qs(parts.query, keep_blank_values=True).get("tls", ["false"])[-1].lower() in {"", "1", "true", "yes"}
+    return {"BACKEND": "django.core.mail.backends.smtp.EmailBackend", "OPTIONS": {
+        "host": parts.hostname, "port": parts.port,
+        "username": unquote(parts.username or ""), "password": unquote(parts.password or ""),
+        "use_ssl": parts.scheme == "smtps", "use_tls": tls and parts.scheme == "smtp",
+        "timeout": 10,  # a mail server that hangs must not hang the request or task sending through it
+    }}
+
+
+# Email (receipts, dunning, verification, password reset): EMAIL_URL for SMTP; otherwise EMAIL_BACKEND,
+# the console (printed, not sent) by default.
+MAILERS = {"default": email_mailer(os.environ["EMAIL_URL"]) if os.environ.get("EMAIL_URL") else {
+    "BACKEND": os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")}}
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "billing@pictor.example")
 
 # Card processing: "sandbox" (built in, no network) or "stripe".
@@ -183,6 +224,48 @@ STRIPE_PUBLISHABLE_KEY = os.environ.get("STRIPE_PUBLISHABLE_KEY", "")
 STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
 STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")
 STRIPE_JS_URL = os.environ.get("STRIPE_JS_URL", "") or "https://js.stripe.com/v3/"
+
+
+def content_security_policy(*, stripe_js_url: str, stripe_api_base: str) -> dict:
+    """Our own files only, no inline script or style; Stripe.js, its API and its frames (card Element,
+    3-D Secure). An emulator's origins (STRIPE_JS_URL, STRIPE_API_BASE) join them when set."""
+
+    def origins(*urls: str) -> list[str]:
+        return list(dict.fromkeys(f"{p.scheme}://{p.netloc}" for p in map(urlsplit, urls) if p.scheme and p.netloc))
+
+    stripe_js = origins("https://js.stripe.com", stripe_js_url)
+    return {
+        "default-src": [CSP.SELF],
+        "script-src": [CSP.SELF, *stripe_js],
+        "style-src": [CSP.SELF],
+        "connect-src": [CSP.SELF, *origins("https://api.stripe.com", stripe_api_base, stripe_js_url)],
+        "frame-src": origins(*stripe_js, "https://hooks.stripe.com"),
+        "object-src": [CSP.NONE],
+        "base-uri": [CSP.NONE],
+        "form-action": [CSP.SELF],
+        "frame-ancestors": [CSP.NONE],
+    }
+
+
+SECURE_CSP = content_security_policy(stripe_js_url=STRIPE_JS_URL, stripe_api_base=STRIPE_API_BASE)
+
+# Log-in throttling (django-axes): AXES_FAILURE_LIMIT failed log-ins for one email from one address
+# lock that pair out for AXES_COOLOFF_MINUTES; a successful log-in clears the count. Support can lift
+# a lock early by deleting its row under Axes → Access attempts in admin.
+AXES_ENABLED = envbool("AXES_ENABLED", True)
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=int(os.environ.get("AXES_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_FORM_FIELD = "username"  # AuthenticationForm's name for the email field
+AXES_USERNAME_CALLABLE = "accounts.login_throttle.login_email"
+AXES_CLIENT_IP_CALLABLE = "pictor_billing.client_ip.client_ip"
+AXES_LOCKOUT_CALLABLE = "accounts.login_throttle.login_locked_out"
+AXES_DISABLE_ACCESS_LOG = True  # failures are what it needs; no row per successful log-in
+# Sign-up throttling: at most SIGNUP_LIMIT_PER_HOUR new accounts an hour from one address (0: no limit),
+# counted in the cache below, which every web process and machine shares.
+SIGNUP_LIMIT_PER_HOUR = int(os.environ.get("SIGNUP_LIMIT_PER_HOUR", "5"))
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "django_cache"}}
 
 # The seller printed on every invoice; copied onto each invoice when it is issued.
 SELLER = {

@@ -3,15 +3,45 @@ charlie has an account of his own and no access to alice's."""
 
 import pytest
 from django.conf import settings
+from django.http import HttpRequest
 from django.test import Client
 
 # Each task runs as it is enqueued, in the test's own process and transaction (no worker); the
 # queue tests start real `db_worker` processes with the database backend instead. Set before any
 # task is enqueued: Django reads TASKS once, at the first use of a backend.
 settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+# The test client and the live server speak plain HTTP: no redirect to HTTPS, no HSTS, cookies not
+# HTTPS-only (production's defaults with DEBUG off; tests/deploy/ checks those).
+settings.SECURE_SSL_REDIRECT = False
+settings.SECURE_HSTS_SECONDS = 0
+settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+# The sign-up throttle counts in this process's memory, emptied before each test (see `empty_cache`),
+# rather than in the database cache table, which outlives the tests' rollbacks.
+settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+from django.core.cache import cache  # noqa: E402
+from django.test.signals import setting_changed  # noqa: E402
 
 from payments.services import card_add  # noqa: E402  (after TASKS: importing a task reads it)
+from pictor_billing.settings import content_security_policy  # noqa: E402
 from tests.factories import PASSWORD, AccountFactory, UserFactory, packages_seed, price_list_seed  # noqa: E402
+
+
+def _stripe_origins_in_csp(*, setting, **kwargs):
+    """A test pointing Stripe at the emulator (tests/stripe/conftest.py's `stripe_on`) gets the policy
+    production would have with those settings, as settings.py builds it at start-up."""
+    if setting in {"STRIPE_JS_URL", "STRIPE_API_BASE"}:
+        settings.SECURE_CSP = content_security_policy(stripe_js_url=settings.STRIPE_JS_URL,
+                                                      stripe_api_base=settings.STRIPE_API_BASE)
+
+
+setting_changed.connect(_stripe_origins_in_csp)
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with no sign-ups counted and no verification email just sent."""
+    cache.clear()
 
 VISA = "4242424242424242"
 MASTERCARD = "5555555555554444"
@@ -79,7 +109,9 @@ def alice_card(alice):
 def logged_in(user) -> Client:
     """A client logged in as `user` that enforces CSRF like a browser would."""
     client = Client(enforce_csrf_checks=True)
-    assert client.login(email=user.email, password=PASSWORD)
+    # django-axes checks every log-in against its lock-outs, and needs the request for that (the
+    # address); the test client's login() passes none of its own.
+    assert client.login(request=HttpRequest(), email=user.email, password=PASSWORD)
     return client
 
 

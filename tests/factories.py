@@ -4,6 +4,7 @@ import datetime
 from decimal import Decimal
 
 import factory
+from django.utils import timezone
 
 from accounts.models import Account, User
 from licenses.models import Coupon, Feature, PriceListEntry
@@ -34,6 +35,8 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     email = factory.Sequence(lambda n: f"user{n}@example.com")
     account = factory.SubFactory(AccountFactory)
+    # Verified, as a user who has been using Billing is; tests/accounts/test_signup.py starts from sign-up.
+    email_verified_at = factory.LazyFunction(timezone.now)
     password = factory.PostGenerationMethodCall("set_password", PASSWORD)
 
     @factory.post_generation

@@ -52,10 +52,18 @@ def ledger_add(*, account: Account, kind: str, amount: int, **fields) -> TokenEn
     return TokenEntry.objects.create(account=account, kind=kind, amount=amount, balance_after=balance, **fields)
 
 
-def tokens_grant_signup(*, account: Account) -> TokenEntry:
-    """The one-time 50-token welcome grant (a constraint stops a second one)."""
+def signup_granted(account: Account) -> bool:
+    """Whether the account has had its welcome tokens."""
+    return TokenEntry.objects.filter(account=account, kind=TokenEntry.SIGNUP_GRANT).exists()
+
+
+def tokens_grant_signup(*, account: Account) -> TokenEntry | None:
+    """The one-time 50-token welcome grant; None if the account already had it (a constraint also
+    stops a second one)."""
     with transaction.atomic():
         account_lock(account)
+        if signup_granted(account):
+            return None
         return ledger_add(account=account, kind=TokenEntry.SIGNUP_GRANT, amount=SIGNUP_GRANT_TOKENS,
                           note="Welcome to Pictor")
 

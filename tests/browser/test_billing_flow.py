@@ -77,7 +77,7 @@ def no_page_load_since_marker(page: Page) -> bool:
 # --- the whole journey ----------------------------------------------------------------------------
 
 def test_owner_signs_up_adds_card_buys_licenses_downloads_invoice_and_tops_up(page: Page, catalogue, pdftotext,
-                                                                              tmp_path):
+                                                                              tmp_path, mailoutbox):
     # Sign up.
     page.goto("/signup/")
     page.get_by_label("Company name").fill("Acme Photo Booths")
@@ -86,7 +86,16 @@ def test_owner_signs_up_adds_card_buys_licenses_downloads_invoice_and_tops_up(pa
     page.get_by_role("button", name="Sign up").click()
     loaded(page, "/billing/licenses/")
     expect(page.get_by_role("heading", name="Billing", level=1)).to_be_visible()
+    expect(token_balance(page)).to_have_text("0 tokens")
+    expect(page.get_by_text("Confirm your email to get your 50 free tokens")).to_be_visible()
+
+    # The welcome tokens come with the link in the sign-up email.
+    [email] = mailoutbox
+    page.goto(re.search(r"https?://[^/\s]+(/verify-email/\S+/)", email.body).group(1))
+    loaded(page, "/billing/licenses/")
+    expect(page.get_by_text("Your email is confirmed: 50 free tokens were added.")).to_be_visible()
     expect(token_balance(page)).to_have_text("50 tokens")
+    expect(page.get_by_text("Confirm your email to get your 50 free tokens")).to_have_count(0)
 
     # Payment tab: add a card; the first one becomes the default.
     open_tab(page, "Payment", "/billing/payment/")

@@ -111,7 +111,7 @@ def test_upgrade_to_premium_with_the_live_summary_and_pay(page: Page, owner_on_m
     expect(modal.get_by_role("button", name="Schedule the change")).to_have_count(0)
     assert no_page_load_since_marker(page), "the summary must update in place, not by reloading"
     expect(tier, "the summary update must replace only the summary, not the form").to_be_visible()
-    expect(modal.get_by_text(re.compile(r"the billing date stays Apr 1, 2027"))).to_be_visible()
+    expect(modal.get_by_text(re.compile(r"The billing date stays Apr 1, 2027"))).to_be_visible()
 
     pay = modal.get_by_role("button", name="Pay $33.88 with Visa ending 4242", exact=True)
     expect(pay).to_be_enabled()

@@ -33,9 +33,10 @@ if connection.vendor != "postgresql":
         allow_module_level=True,
     )
 
+from accounts.models import User  # noqa: E402
 from billing.checkout import OrderChanged, PaymentPending  # noqa: E402
 from billing.purchase import license_purchase  # noqa: E402
-from billing.signup import account_signup  # noqa: E402  (after the skip: keeps the reason first)
+from billing.signup import account_signup, email_verify  # noqa: E402  (after the skip: keeps the reason first)
 from billing.top_up import tokens_top_up  # noqa: E402
 from billing.views.purchase import TOKEN_SALT  # noqa: E402
 from invoices.models import Invoice, InvoiceLine, InvoiceSequence  # noqa: E402
@@ -331,6 +332,7 @@ def test_concurrent_purchases_by_different_accounts_share_one_gap_free_numbering
 
 def test_concurrent_top_ups_with_distinct_tokens_all_land_once(packages):
     user = account_signup(company_name="Token Race Ltd", email="tokens@example.com", password="x" * 20)
+    email_verify(user=user)
     account = user.account
     add_card(account)
     clock_set(account, NOW)
@@ -356,3 +358,13 @@ def test_concurrent_top_ups_with_distinct_tokens_all_land_once(packages):
     assert_invoice_numbers_gap_free(len(chosen))
     assert Invoice.objects.filter(account=account, kind=Invoice.TOP_UP).count() == len(chosen)
     assert charges().filter(account=account).aggregate(s=Sum("amount"))["s"] == D("970.00")
+
+
+def test_four_clicks_on_one_verification_link_at_once_grant_the_welcome_tokens_once():
+    user = account_signup(company_name="Eager Clicker Ltd", email="eager@example.com", password="x" * 20)
+
+    results = race(*(lambda: email_verify(user=User.objects.get(pk=user.pk)) for _ in range(4)))
+
+    assert sorted(results) == [False, False, False, True]
+    assert token_balance(user.account) == 50
+    assert TokenEntry.objects.filter(account=user.account, kind=TokenEntry.SIGNUP_GRANT).count() == 1

@@ -8,7 +8,7 @@ from django.db import transaction
 
 from accounts.models import Account, User
 from billing.clocks import clock_attach, clocks_allowed
-from billing.signup import account_signup
+from billing.signup import account_signup, email_verify
 from licenses.models import Coupon, Feature, PriceListEntry
 from payments.models import Card
 from payments.services import card_add
@@ -66,6 +66,7 @@ class Command(BaseCommand):
         user = User.objects.filter(email=DEMO_EMAIL).first()
         if user is None:
             user = account_signup(company_name="Demo Events Ltd", email=DEMO_EMAIL, password=DEMO_PASSWORD)
+            email_verify(user=user)  # as if the owner had opened the sign-up email: the 50 welcome tokens
             Account.objects.filter(pk=user.account_id).update(
                 address_line1="12 Shutter Lane", city="Austin", postal_code="78701", country="United States")
         if not Card.objects.filter(account_id=user.account_id).exists():
@@ -85,5 +86,6 @@ class Command(BaseCommand):
         if User.objects.filter(email=CLOCK_EMAIL).exists():
             return
         user = account_signup(company_name="Clockwork Test Events", email=CLOCK_EMAIL, password=CLOCK_PASSWORD)
+        email_verify(user=user)
         account = clock_attach(account=user.account, start=now.replace(hour=9, minute=0, second=0, microsecond=0))
         card_add(account=account, number="4242424242424242", exp_month=12, exp_year=now.year + 3, cvc="123")
