@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "invoices",
     "tokens",
     "billing",
+    "finance",
 ]
 
 MIDDLEWARE = [

@@ -27,6 +27,7 @@ urlpatterns = [
     path("billing/invoices/", include("invoices.urls")),
     path("billing/tokens/", include("tokens.urls")),
     path("billing/api-keys/", include("accounts.api_key_urls")),
+    path("finance/", include("finance.urls")),
     path("admin/", admin.site.urls),
     path("healthz", healthz),
     path("api/v1/", include("billing.api_urls")),

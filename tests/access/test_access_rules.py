@@ -3,11 +3,15 @@
 from types import SimpleNamespace
 
 import pytest
+from django.contrib.auth.models import Group
 from django.test import Client
+from django.utils import timezone
 
 from accounts.models import Account, User
+from finance.models import ZipJob
 from licenses.services import license_cancel, license_change_schedule
 from tests.conftest import VISA, add_card, logged_in
+from tests.finance.helpers import finance_user_make
 from tests.helpers import (
     HTMX,
     TOP_UP_URL,
@@ -40,7 +44,11 @@ def world(prices, packages, alice, bob, charlie):
     license_change_schedule(account=alice.account, license=downgrading, tier="basic", period="monthly")
     charlie_card = add_card(charlie.account)
     charlie_purchase = buy_directly(charlie.account, charlie)
+    finance_staff = finance_user_make()
+    zip_job = ZipJob.objects.create(user=finance_staff, filters={"q": purchase.invoice.number}, total=1, done=1,
+                                    finished_at=timezone.now())
     return SimpleNamespace(
+        finance_staff=finance_staff, zip_job=zip_job,
         default=default, spare=spare, renewing=renewing, cancelling=cancelling, invoice=purchase.invoice,
         downgrading=downgrading,
         package=packages[0], charlie_card=charlie_card, charlie_license=charlie_purchase.licenses.get(),
@@ -95,6 +103,32 @@ POST_NAMES = ["cancel", "undo cancel", "make card default", "remove card", "bill
               "complete purchase", "add card", "top up", "undo change"]
 
 
+def finance_urls(w) -> dict[str, str]:
+    """The finance area (finance staff and superusers only), every page of it."""
+    return {
+        "finance home": "/finance/",
+        "finance invoices": "/finance/invoices/",
+        "finance invoice search": "/finance/invoices/?q=Alice&status=paid&sort=-total&page=1",
+        "finance invoice": f"/finance/invoices/{w.invoice.number}/",
+        "finance invoice pdf": f"/finance/invoices/{w.invoice.number}.pdf",
+        "finance csv": "/finance/invoices/export.csv?rows=lines",
+        "finance zip": f"/finance/invoices/export.zip?q={w.invoice.number}",
+        "finance zip progress": f"/finance/exports/zips/{w.zip_job.pk}/",
+        "finance zip download": f"/finance/exports/zips/{w.zip_job.pk}/download/",
+        "finance receivables": "/finance/receivables/",
+        "finance revenue": "/finance/revenue/",
+    }
+
+
+FINANCE_NAMES = list(finance_urls(SimpleNamespace(invoice=SimpleNamespace(number="X"), zip_job=SimpleNamespace(pk=0))))
+
+
+@pytest.fixture(autouse=True)
+def pdf_cache(settings, tmp_path):
+    """The finance area's zips cache their PDFs in each test's own folder."""
+    settings.FINANCE_PDF_CACHE = str(tmp_path / "pdf-cache")
+
+
 def account_state(account) -> tuple:
     account = Account.objects.get(pk=account.pk)
     return (account.name, account.address_line1, account.city, account.country, account.monthly_anchor_day)
@@ -120,6 +154,19 @@ def test_an_anonymous_post_is_sent_to_log_in_and_changes_nothing(world, name):
     assert response.status_code == 302
     assert response["Location"] == f"/login/?next={post_urls(world)[name]}"
     assert books() == before
+
+
+@pytest.mark.parametrize("htmx", [False, True], ids=["plain get", "htmx get"])
+@pytest.mark.parametrize("name", FINANCE_NAMES)
+def test_an_anonymous_visitor_is_sent_to_log_in_before_any_finance_page(world, name, htmx):
+    url = finance_urls(world)[name]
+    if htmx:
+        response = Client().get(url, headers={**HTMX, "HX-Current-URL": f"http://testserver{url}"})
+        assert response["HX-Redirect"].startswith("/login/?next=%2Ffinance%2F")
+        return
+    response = Client().get(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith(f"/login/?next={url.split('?')[0]}")
 
 
 def test_the_billing_root_and_home_lead_to_the_licenses_tab(world):
@@ -272,6 +319,88 @@ def test_a_staff_user_without_an_account_gets_404_on_billing_pages(world):
     csrf_token(client)
     for url in post_urls(world).values():
         assert post(client, url, {"name": "Staff Co"}).status_code == 404, url
+    assert books() == before
+
+
+# Finance staff, and who is not -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def finance(world):
+    return world.finance_staff
+
+
+@pytest.mark.parametrize("name", FINANCE_NAMES)
+def test_finance_staff_can_open_every_finance_page(world, finance, name):
+    response = logged_in(finance).get(finance_urls(world)[name], follow=name == "finance home")
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    if name == "finance invoice pdf":
+        assert response["Content-Type"] == "application/pdf"
+    if name in {"finance zip", "finance zip download"}:
+        assert response["Content-Type"] == "application/zip"
+
+
+@pytest.mark.parametrize("name", FINANCE_NAMES)
+def test_a_superuser_can_open_every_finance_page(world, name):
+    root = User.objects.create_superuser(email="root@pictor.example", password="x-Secret-12345")
+    client = Client()
+    client.force_login(root)
+    assert client.get(finance_urls(world)[name], follow=name == "finance home").status_code == 200
+
+
+def test_finance_staff_see_every_accounts_invoices(world, finance):
+    body = text(logged_in(finance).get("/finance/invoices/"))
+    assert world.invoice.number in body and world.charlie_invoice.number in body
+
+
+@pytest.mark.parametrize("who", ["alice", "bob", "charlie"])
+@pytest.mark.parametrize("htmx", [False, True], ids=["plain get", "htmx get"])
+@pytest.mark.parametrize("name", FINANCE_NAMES)
+def test_account_owners_get_404_on_every_finance_page(world, request, who, name, htmx):
+    response = logged_in(request.getfixturevalue(who)).get(finance_urls(world)[name], headers=HTMX if htmx else {})
+    assert response.status_code == 404
+    assert world.charlie_invoice.number not in text(response)
+
+
+@pytest.mark.parametrize("kind", ["staff outside the group", "finance group member with an account",
+                                  "inactive finance staff"])
+def test_nobody_else_opens_the_finance_area(world, alice, kind):
+    if kind == "staff outside the group":
+        user = User.objects.create_user(email="staff@pictor.example", password="x-Secret-12345", is_staff=True)
+    elif kind == "finance group member with an account":
+        user = alice
+        user.is_staff = True
+        user.save()
+        user.groups.add(Group.objects.get(name="Finance"))
+    else:
+        user = finance_user_make(email="gone@pictor.example", is_active=False)
+    client = Client()
+    client.force_login(user)
+    for url in finance_urls(world).values():
+        response = client.get(url)
+        assert response.status_code in (404, 302), url
+        if response.status_code == 302:  # an inactive user is no longer logged in
+            assert response["Location"].startswith("/login/"), url
+
+
+def test_finance_staff_get_404_on_the_owners_billing_pages_and_change_nothing(world, finance):
+    """Finance staff have no account: the Billing area is not theirs, and nothing there moves money for them."""
+    client = logged_in(finance)
+    for url in get_urls(world).values():
+        assert client.get(url).status_code == 404, url
+    before = books()
+    for url in post_urls(world).values():
+        assert post(client, url, {"name": "Finance Co", "package": world.package.pk}).status_code == 404, url
+    assert books() == before
+
+
+def test_the_finance_area_changes_nothing_and_takes_no_posts(world, finance):
+    client = logged_in(finance)
+    before = books()
+    for url in finance_urls(world).values():
+        assert post(client, url.split("?")[0], {"status": "void"}).status_code == 405, url
+        client.get(url)
     assert books() == before
 
 

@@ -80,6 +80,10 @@ class Command(BaseCommand):
             logins.append(f"  owner of a test-clock account (advance it in admin): {CLOCK_EMAIL} / {CLOCK_PASSWORD}")
         self.stdout.write(self.style.SUCCESS("Demo data ready. Log in at http://127.0.0.1:8000/login/ as"))
         self.stdout.write("\n".join(logins))
+        # The finance area's login and demo books: the finance app's own command (finance sits above billing).
+        from django.core.management import call_command
+
+        call_command("finance_demo", stdout=self.stdout)
 
     @staticmethod
     def _test_clock_owner(now):

@@ -1,0 +1,149 @@
+"""The invoice search across accounts: every filter, whitelisted sorting, 50 a page, totals of the filtered set
+(one aggregate), HTMX swapping the table, and a query count that does not grow with the page."""
+
+import datetime
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from invoices.models import Invoice
+from tests.finance.helpers import clocked_account_make, invoice_make
+from tests.helpers import HTMX, text
+
+URL = "/finance/invoices/"
+
+
+@pytest.fixture
+def book(alice, charlie):
+    """Alice: a purchase, a renewal (open), a top-up, a credit note on the purchase; charlie: a plan change.
+    A test account's invoice never shows."""
+    alice.account.billing_email = "accounts@alice.example"
+    alice.account.save()
+    purchase = invoice_make(alice.account, "297.00", kind=Invoice.PURCHASE, issued_on=datetime.date(2026, 1, 5))
+    renewal = invoice_make(alice.account, "99.00", kind=Invoice.RENEWAL, issued_on=datetime.date(2026, 2, 5),
+                           status=Invoice.OPEN)
+    top_up = invoice_make(alice.account, "45.00", kind=Invoice.TOP_UP, issued_on=datetime.date(2026, 2, 10))
+    credit = invoice_make(alice.account, "-14.90", kind=Invoice.CREDIT_NOTE, issued_on=datetime.date(2026, 3, 1),
+                          refers_to=purchase)
+    change = invoice_make(charlie.account, "50.00", kind=Invoice.CHANGE, issued_on=datetime.date(2026, 3, 15))
+    hidden = invoice_make(clocked_account_make(), "999.00", issued_on=datetime.date(2026, 2, 1))
+    return {"purchase": purchase, "renewal": renewal, "top_up": top_up, "credit": credit, "change": change,
+            "hidden": hidden}
+
+
+def shown(client, **params) -> list[str]:
+    """The invoice numbers the search shows, in order."""
+    response = client.get(URL, params)
+    assert response.status_code == 200
+    body = text(response)
+    return [chunk.split('"')[0] for chunk in body.split('data-number="')[1:]]
+
+
+def numbers(book, *names):
+    return [book[name].number for name in names]
+
+
+def test_everything_newest_first_without_test_accounts(finance_client, book):
+    assert shown(finance_client) == numbers(book, "change", "credit", "top_up", "renewal", "purchase")
+
+
+@pytest.mark.parametrize(("params", "expected"), [
+    ({"q": "charlie"}, ["change"]),  # the account's name
+    ({"q": "Alice Events"}, ["credit", "top_up", "renewal", "purchase"]),
+    ({"q": "accounts@alice"}, ["credit", "top_up", "renewal", "purchase"]),  # the billing email
+    ({"q": "charlie@example.com"}, ["change"]),  # a user's email
+    ({"issued_from": "2026-02-01", "issued_to": "2026-02-28"}, ["top_up", "renewal"]),
+    ({"status": "open"}, ["renewal"]),
+    ({"status": "credited"}, ["credit"]),
+    ({"kind": "renewal"}, ["renewal"]),
+    ({"kind": "credit_note"}, ["credit"]),
+    ({"kind": "change"}, ["change"]),
+    ({"kind": "top_up"}, ["top_up"]),
+    ({"kind": "purchase"}, ["purchase"]),
+    ({"amount_min": "45", "amount_max": "100"}, ["change", "top_up", "renewal"]),
+    ({"amount_max": "0"}, ["credit"]),
+    ({"q": "nobody"}, []),
+])
+def test_each_filter(finance_client, book, params, expected):
+    assert shown(finance_client, **params) == numbers(book, *expected)
+
+
+def test_a_search_by_number(finance_client, book):
+    assert shown(finance_client, q=book["top_up"].number) == numbers(book, "top_up")
+    assert shown(finance_client, q=book["hidden"].number) == []  # a test account's, never shown
+
+
+@pytest.mark.parametrize(("sort", "expected"), [
+    ("total", ["credit", "top_up", "change", "renewal", "purchase"]),
+    ("-total", ["purchase", "renewal", "change", "top_up", "credit"]),
+    ("issued", ["purchase", "renewal", "top_up", "credit", "change"]),
+    ("number", ["purchase", "renewal", "top_up", "credit", "change"]),
+    ("account", ["purchase", "renewal", "top_up", "credit", "change"]),
+    ("drop table", ["change", "credit", "top_up", "renewal", "purchase"]),  # not whitelisted: the default
+    ("account__accountuser__password", ["change", "credit", "top_up", "renewal", "purchase"]),
+])
+def test_sorting_takes_whitelisted_columns_only(finance_client, book, sort, expected):
+    assert shown(finance_client, sort=sort) == numbers(book, *expected)
+
+
+def test_the_totals_are_those_of_the_filtered_set(finance_client, book):
+    body = text(finance_client.get(URL, {"q": "Alice"}))
+    # 297.00 + 99.00 + 45.00 charged; −14.90 credited; the test account's 999.00 left out.
+    assert 'data-count="4" data-charged="441.00" data-credited="-14.90"' in body
+    body = text(finance_client.get(URL))
+    assert 'data-count="5" data-charged="491.00" data-credited="-14.90"' in body
+
+
+def test_invalid_filters_are_shown_and_ignored(finance_client, book):
+    response = finance_client.get(URL, {"issued_from": "not a date", "kind": "lottery"})
+    assert response.status_code == 200
+    assert shown(finance_client, issued_from="yesterday") == numbers(book, "change", "credit", "top_up", "renewal",
+                                                                     "purchase")
+
+
+def test_the_filters_live_in_the_url_and_htmx_swaps_only_the_results(finance_client, book):
+    full = text(finance_client.get(URL, {"kind": "renewal"}))
+    assert "<html" in full and 'id="finance-search"' in full
+    assert 'value="renewal" selected' in full  # the form shows the URL's filter
+    partial = finance_client.get(URL, {"kind": "renewal"}, headers=HTMX)
+    body = text(partial)
+    assert "<html" not in body and 'id="finance-results"' in body and 'id="finance-search"' not in body
+    assert "HX-Request" in partial["Vary"]
+    assert book["renewal"].number in body and book["purchase"].number not in body
+    # Column headings and pages keep the filter in their links (and work without JavaScript).
+    assert 'href="?kind=renewal&amp;sort=total"' in full
+
+
+def test_fifty_a_page(finance_client, alice):
+    for day in range(1, 56):
+        invoice_make(alice.account, "1.00", issued_on=datetime.date(2026, 1, 1) + datetime.timedelta(days=day))
+    first = text(finance_client.get(URL))
+    assert first.count('data-number="') == 50
+    assert "Page 1 of 2" in first and 'rel="next"' in first
+    second = text(finance_client.get(URL, {"page": 2}))
+    assert second.count('data-number="') == 5
+    assert 'data-count="55"' in second  # the totals are the whole set's, on every page
+    assert text(finance_client.get(URL, {"page": "999"})).count('data-number="') == 5  # the last page
+
+
+def _queries(client, params) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(URL, params).status_code == 200
+    return len(queries)
+
+
+def test_the_query_count_does_not_grow_with_the_page(finance_client, alice, charlie):
+    invoice_make(alice.account, "5.00")
+    few = _queries(finance_client, {}), _queries(finance_client, {"q": "Company"})
+    for index in range(60):
+        invoice_make(charlie.account if index % 2 else alice.account, f"{index + 1}.00")
+    many = _queries(finance_client, {}), _queries(finance_client, {"q": "Company"})
+    assert many == few
+    assert many[0] <= 6  # session, user, group check, totals, page, exports
+
+
+def test_totals_are_exact_decimals(finance_client, alice):
+    invoice_make(alice.account, "0.10")
+    invoice_make(alice.account, "0.20")
+    assert 'data-charged="0.30"' in text(finance_client.get(URL))  # 0.1 + 0.2 as floats would not be
