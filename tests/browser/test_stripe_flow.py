@@ -52,3 +52,27 @@ def test_a_card_added_in_stripes_element_buys_a_license(page: Page, catalogue, s
     attempt = PaymentAttempt.objects.get(account=user.account)
     intent = stripe_on.v1.payment_intents.retrieve(attempt.processor_ref)
     assert (intent.status, intent.amount) == ("succeeded", 9900)
+
+
+def test_a_card_that_needs_3d_secure_is_confirmed_with_stripe_js_then_the_license_is_bought(page: Page, catalogue,
+                                                                                           stripe_on):
+    from payments.services import card_setup_begin, card_setup_finish
+    from tests.stripe.conftest import browser_card
+
+    user = UserFactory(email="owner@booths.example", account=AccountFactory(name="Booths Ltd"))
+    setup = card_setup_begin(account=user.account)
+    card_setup_finish(account=user.account, setup_ref=browser_card(stripe_on, setup["client_secret"],
+                                                                    "4000002760003184"))
+    log_in(page, user.email)
+    page.get_by_role("link", name="Add License", exact=True).click()
+    modal = page.get_by_role("dialog", name="Add License")
+    modal.get_by_role("button", name=re.compile(r"Pay \$99\.00 with Visa ending 3184")).click()
+    expect(page.get_by_role("heading", name="Confirm your payment")).to_be_visible()
+    page.get_by_role("button", name="Confirm $99.00 with your bank").click()
+    # localstripe's Stripe.js stands in for the bank's 3-D Secure window.
+    page.get_by_role("button", name="Complete authentication").click()
+    expect(page.get_by_text(re.compile(r"Purchase complete: 1 Pro license, monthly\. \$99\.00 charged to Visa "
+                                       r"ending 3184"))).to_be_visible()
+    attempt = PaymentAttempt.objects.get(account=user.account)
+    assert attempt.status == PaymentAttempt.SUCCEEDED
+    assert stripe_on.v1.payment_intents.retrieve(attempt.processor_ref).status == "succeeded"
