@@ -51,6 +51,7 @@ bench: check-system
 	$(PY) bench/run.py
 	$(PY) bench/usage.py
 	$(PY) bench/purchases.py
+	$(PY) bench/renewals.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis
