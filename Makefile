@@ -52,6 +52,7 @@ bench: check-system
 	$(PY) bench/usage.py
 	$(PY) bench/purchases.py
 	$(PY) bench/renewals.py
+	$(PY) bench/stripe_path.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis
