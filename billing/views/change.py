@@ -30,10 +30,6 @@ from pictor_billing.money import format_usd
 TOKEN_SALT = "licenses.change"
 
 
-def _day(day) -> str:
-    return f"{day:%b} {day.day}, {day.year}"
-
-
 def _suggested(licenses) -> tuple[str, str]:
     """What the modal opens on: the next tier up at the same period, else annual, else the top."""
     lic = licenses[0]
@@ -179,8 +175,9 @@ def _schedule(request, form, licenses):
         lic = license_change_schedule(account=request.account, license=lic, tier=data["tier"], period=data["period"])
     except ChangeRefused as refused:
         return _form(request, form, f"{refused} Nothing was changed.", status=409)
-    messages.success(request, f"License #{lic.pk} will renew as {lic.renews_as_label} on {_day(lic.period_end)}. "
-                              "Until then it keeps its tier and live events; you can undo this from its row.")
+    messages.success(request, f"License #{lic.pk} will renew as {lic.renews_as_label} on "
+                              f"{pricing.day_words(lic.period_end)}. Until then it keeps its tier and live events; "
+                              "you can undo this from its row.")
     return _to_list(request)
 
 

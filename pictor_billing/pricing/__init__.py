@@ -33,7 +33,7 @@ from pictor_billing.pricing.base import (
     quote_fingerprint,
     volume_rate,
 )
-from pictor_billing.pricing.calendar import add_years, anchor_date, billing_cycle, shift_month
+from pictor_billing.pricing.calendar import add_years, anchor_date, billing_cycle, day_words, shift_month
 from pictor_billing.pricing.change import (
     DOWN,
     SAME,
@@ -77,5 +77,5 @@ __all__ = [
     "quote_top_up", "quote_top_up_mix", "shift_month", "volume_rate", "RenewalQuote", "RenewedLicense",
     "RenewingLicense", "next_annual_date", "next_monthly_date", "quote_renewal", "ChangeQuote", "ChangedLicense",
     "ChangingLicense", "change_direction", "quote_change", "DOWN", "SAME", "UP",
-    "unused_credit",
+    "unused_credit", "day_words",
 ]

@@ -26,3 +26,8 @@ def add_years(day: date, years: int) -> date:
     """The same calendar date `years` later; Feb 29 becomes Feb 28 in a common year."""
     target = day.year + years
     return date(target, day.month, min(day.day, calendar.monthrange(target, day.month)[1]))
+
+
+def day_words(day: date) -> str:
+    """A date as lines and messages word it: "Dec 1, 2027"."""
+    return f"{day:%b} {day.day}, {day.year}"

@@ -23,7 +23,7 @@ from pictor_billing.pricing.base import (
     QuoteLine,
     volume_rate,
 )
-from pictor_billing.pricing.calendar import add_years
+from pictor_billing.pricing.calendar import add_years, day_words
 
 UP, DOWN, SAME = "up", "down", "same"
 
@@ -118,10 +118,6 @@ def unused_credit(*, list_price: Decimal, rate: Decimal, paid: Decimal, period_s
     return to_money(ceiling * left / days)
 
 
-def _day(day: date) -> str:
-    return f"{day:%b} {day.day}, {day.year}"
-
-
 def _what(licenses) -> str:
     """ "#3, #4 (Pro monthly)" — the licenses a line is about."""
     kinds: dict[tuple[str, str], list[int]] = {}
@@ -181,11 +177,11 @@ def quote_change(
                                                 f"{_what(licenses)}", 1, -credit_unused, -credit_unused))
     ends = {lic.renews_to for lic in changed}
     # One period for all, or each to its own billing date (a mixed selection): the line says which.
-    until = _day(ends.pop()) if len(ends) == 1 else "each license's billing date"
+    until = day_words(ends.pop()) if len(ends) == 1 else "each license's billing date"
     # n × the unit when every license pays the same (one line either way: the summary reads one figure).
     same = len({lic.charge for lic in changed}) == 1
     lines.append(QuoteLine("charge_new", f"{TIER_LABELS[tier]} license{plural}, {PERIOD_LABELS[period].lower()}: "
-                                         f"{_day(today)} – {until}", len(changed) if same else 1,
+                                         f"{day_words(today)} – {until}", len(changed) if same else 1,
                            changed[0].charge if same else charge_new, charge_new))
     own_used = min(credit_unused, charge_new)
     carried = credit_unused - own_used

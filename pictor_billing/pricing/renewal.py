@@ -23,7 +23,7 @@ from pictor_billing.pricing.base import (
     percent,
     volume_rate,
 )
-from pictor_billing.pricing.calendar import add_years, anchor_date, shift_month
+from pictor_billing.pricing.calendar import add_years, anchor_date, day_words, shift_month
 
 
 @dataclass(frozen=True)
@@ -104,10 +104,6 @@ def next_annual_date(billing_date: date, anchor_on: date) -> date:
     return add_years(anchor_on, years)
 
 
-def _day(day: date) -> str:
-    return f"{day:%b} {day.day}, {day.year}"
-
-
 def quote_renewal(
     *,
     billing_date: date,
@@ -152,7 +148,7 @@ def quote_renewal(
         prorata = "" if days is None else f" (pro-rata: {days} of {cycle} days)"
         lines.append(QuoteLine(
             "item", f"{TIER_LABELS[tier]} license, {PERIOD_LABELS[period].lower()}: "
-                    f"{_day(billing_date)} – {_day(renews_to)}{prorata}",
+                    f"{day_words(billing_date)} – {day_words(renews_to)}{prorata}",
             len(members), charged, charged * len(members)))
         paid = to_money(charged * (1 - rate))
         renewed += [RenewedLicense(lic.id, tier, period, unit, rate, paid, renews_to) for lic in members]
