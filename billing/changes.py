@@ -15,20 +15,19 @@ from accounts.models import Account, User
 from accounts.services import account_lock
 from billing.checkout import (
     OrderChanged,
-    PaymentNeedsAction,
-    PaymentPending,
     checkout_run,
     quote_still_holds,
     settle_lock,
     settler,
 )
+from billing.purchase import refuse_while_unsettled
 from billing.renewals import groups_close
 from invoices.models import Invoice
 from invoices.services import issuing_invoice
 from licenses.models import License, LicenseTerm, PlanChange, RenewalGroup
 from licenses.services import ChangeRefused, change_refusal, prices_in_force
 from payments.models import CreditEntry, PaymentAttempt
-from payments.services import attempt_begin, attempts_unsettled, chargeable_card, credit_balance
+from payments.services import attempt_begin, chargeable_card, credit_balance
 from pictor_billing import clock, pricing
 from pictor_billing.form_tokens import quote_digest_matches
 from pictor_billing.money import ZERO
@@ -98,10 +97,7 @@ def license_upgrade(*, account: Account, user: User | None, token: str, license_
         done = PlanChange.objects.filter(token=token, account=account).select_related("invoice").first()
         if done is not None:
             return done, False
-        for attempt in attempts_unsettled(account, (PaymentAttempt.CHANGE,)):
-            if attempt.status == PaymentAttempt.REQUIRES_ACTION and attempt.order.get("token") == token:
-                raise PaymentNeedsAction(attempt)
-            raise PaymentPending(attempt)
+        refuse_while_unsettled(account, key_base=f"change:{token}", purpose=PaymentAttempt.CHANGE)
         quote = change_quote(account=account, license_ids=license_ids, tier=tier, period=period, lock=True)
         if shown_digest is not None and not quote_digest_matches(shown_digest, quote, account_id=account.pk,
                                                                  salt=DIGEST_SALT):

@@ -56,7 +56,7 @@ def license_purchase(
         done = Purchase.objects.filter(token=token, account=account).select_related("invoice").first()
         if done is not None:
             return done, False
-        _refuse_while_unsettled(account, key_base=f"purchase:{token}")
+        refuse_while_unsettled(account, key_base=f"purchase:{token}")
         quote, coupon = purchase_quote(account=account, tier=tier, period=period, quantity=quantity,
                                        coupon_code=coupon_code, lock=True)
         if shown_digest is not None and not quote_digest_matches(shown_digest, quote, account_id=account.pk,
@@ -76,9 +76,9 @@ def license_purchase(
     return checkout_run(attempt), True
 
 
-def _refuse_while_unsettled(account: Account, *, key_base: str) -> None:
-    """One payment at a time for one form; and none while an earlier purchase's money is unaccounted for."""
-    for attempt in attempts_unsettled(account, (PaymentAttempt.PURCHASE,)):
+def refuse_while_unsettled(account: Account, *, key_base: str, purpose: str = PaymentAttempt.PURCHASE) -> None:
+    """One payment at a time for one form; and none while an earlier one of this purpose is unaccounted for."""
+    for attempt in attempts_unsettled(account, (purpose,)):
         if attempt.idempotency_key.startswith(f"{key_base}:"):
             if attempt.status == PaymentAttempt.REQUIRES_ACTION:
                 raise PaymentNeedsAction(attempt)
