@@ -14,7 +14,7 @@ from licenses.services import (
     license_undo_cancel,
     tier_cards,
 )
-from pictor_billing import clock
+from pictor_billing import clock, pricing
 from pictor_billing.htmx import render_htmx
 
 
@@ -34,47 +34,40 @@ def _shown(request, licenses) -> list[License]:
     return licenses
 
 
+def _row_action(request, pk, act, refusal, said):
+    """Run one of a license row's actions; a refusal is shown with a 409, success with its message."""
+    license = get_object_or_404(License, pk=pk, account=request.account)
+    try:
+        license = act(account=request.account, license=license)
+    except refusal as refused:
+        messages.error(request, str(refused))
+        return _to_list_or_row(request, license, status=409)
+    messages.success(request, said(license))
+    return _to_list_or_row(request, license)
+
+
 @require_POST
 @account_required
 def license_cancel_view(request, pk):
     """Cancel at period end (it stays active until its billing date)."""
-    license = get_object_or_404(License, pk=pk, account=request.account)
-    try:
-        license = license_cancel(account=request.account, license=license)
-    except LicenseActionRefused as refused:
-        messages.error(request, str(refused))
-        return _to_list_or_row(request, license, status=409)
-    messages.success(request, f"License #{license.pk} is cancelled. It stays active until "
-                              f"{license.period_end:%b} {license.period_end.day}, {license.period_end.year}.")
-    return _to_list_or_row(request, license)
+    return _row_action(request, pk, license_cancel, LicenseActionRefused, lambda lic: (
+        f"License #{lic.pk} is cancelled. It stays active until {pricing.day_words(lic.period_end)}."))
 
 
 @require_POST
 @account_required
 def license_undo_cancel_view(request, pk):
     """Undo a cancellation before the billing date."""
-    license = get_object_or_404(License, pk=pk, account=request.account)
-    try:
-        license = license_undo_cancel(account=request.account, license=license)
-    except LicenseActionRefused as refused:
-        messages.error(request, str(refused))
-        return _to_list_or_row(request, license, status=409)
-    messages.success(request, f"License #{license.pk} will renew as normal.")
-    return _to_list_or_row(request, license)
+    return _row_action(request, pk, license_undo_cancel, LicenseActionRefused,
+                       lambda lic: f"License #{lic.pk} will renew as normal.")
 
 
 @require_POST
 @account_required
 def license_undo_change_view(request, pk):
     """Undo a scheduled downgrade before the billing date: the license renews as it is."""
-    license = get_object_or_404(License, pk=pk, account=request.account)
-    try:
-        license = license_change_undo(account=request.account, license=license)
-    except ChangeRefused as refused:
-        messages.error(request, str(refused))
-        return _to_list_or_row(request, license, status=409)
-    messages.success(request, f"License #{license.pk} will renew as {license.renews_as_label}, as it is now.")
-    return _to_list_or_row(request, license)
+    return _row_action(request, pk, license_change_undo, ChangeRefused,
+                       lambda lic: f"License #{lic.pk} will renew as {lic.renews_as_label}, as it is now.")
 
 
 def _to_list_or_row(request, license, status=200):
