@@ -23,7 +23,9 @@ Any other Luhn-valid number saves and succeeds. Only brand, last four and expiry
 card reference encodes how the card behaves, never its number.
 """
 
+import contextlib
 import datetime
+import fcntl
 import hashlib
 import json
 import os
@@ -83,12 +85,30 @@ CREATE TABLE IF NOT EXISTS requests (
 
 _SCHEMA_LOCK = threading.Lock()
 _CONNECTIONS = threading.local()
-_WRITE_LOCKS: dict[str, threading.Lock] = {}
+_THREAD_LOCKS: dict[tuple[int, str], threading.Lock] = {}
+_LOCK_FILES: dict[tuple[int, str], object] = {}
 
 
-def _write_lock(path: str) -> threading.Lock:
+@contextlib.contextmanager
+def _write_lock(path: str):
+    """The sandbox's one writer at a time, across threads and processes, woken as soon as it is free.
+
+    SQLite's own busy handler makes a waiting writer sleep and poll (up to 100 ms a try), which a
+    processor's books should not cost; so threads of a process queue on a lock of their own, and
+    processes on a blocking `flock` of a file beside the books (the kernel wakes the next at once).
+    """
+    key = (os.getpid(), path)  # a forked process has its own: flock belongs to the open file
     with _SCHEMA_LOCK:
-        return _WRITE_LOCKS.setdefault(path, threading.Lock())
+        thread_lock = _THREAD_LOCKS.setdefault(key, threading.Lock())
+        lock_file = _LOCK_FILES.get(key)
+        if lock_file is None:
+            lock_file = _LOCK_FILES[key] = open(f"{path}.lock", "a")  # noqa: SIM115 - kept open for the process
+    with thread_lock:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
 class IdempotencyKeyInUse(Exception):
@@ -158,8 +178,6 @@ class SandboxGateway:
         self._latency()
         fingerprint = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
         connection = self._connect()
-        # Writers of this process queue on a lock of their own: SQLite's busy handler would have
-        # them sleep and poll (up to 100 ms a try) while one of them holds the file's write lock.
         with _write_lock(self.path):
             return self._idempotent_locked(connection, key, fingerprint, action)
 
