@@ -1,8 +1,8 @@
 """Issuing invoices and credit notes, and moving their payment status.
 
 Numbers are gap-free per year: a number is taken inside the issuing transaction (a rolled-back
-transaction gives it back), as its very last statement (`issuing_invoice`), so the year's sequence
-row stays locked only for an instant. Buyer and seller are copied onto the document,
+transaction gives it back), as its very last statement (`issuing_invoice`) — on PostgreSQL sent with
+the COMMIT itself, in one round trip — so the year's sequence row stays locked only for an instant. Buyer and seller are copied onto the document,
 which never changes again; only its payment status moves, through `invoice_status_set`, which
 records every change.
 """
@@ -49,6 +49,19 @@ def _number_take(invoice: Invoice) -> None:
     prefix = f"PB-{series}-{year}-" if series else f"PB-{year}-"
     sequences = connection.ops.quote_name(InvoiceSequence._meta.db_table)
     invoices = connection.ops.quote_name(Invoice._meta.db_table)
+    if connection.vendor == "postgresql" and hasattr(connection, "commit_rider") and connection.commit_rider(
+        [f"INSERT INTO {sequences} (series, year, last_number) VALUES (%s, %s, 0) "  # noqa: S608
+         "ON CONFLICT (series, year) DO NOTHING",
+         f"WITH taken AS (UPDATE {sequences} SET last_number = last_number + 1 "
+         "WHERE series = %s AND year = %s RETURNING last_number) "
+         f"UPDATE {invoices} SET sequence = taken.last_number, number = %s || lpad(taken.last_number::text, 6, '0') "
+         f"FROM taken WHERE {invoices}.id = %s AND {invoices}.sequence IS NULL RETURNING taken.last_number"],
+        [series, year, series, year, prefix, invoice.pk],
+        lambda rows: _numbered(invoice, prefix, rows),
+    ):
+        # This block's end is the transaction's COMMIT: the number is taken in the same round trip,
+        # so the year's sequence row is locked only while the server commits (pictor_billing.postgresql).
+        return
     for _ in range(2):
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
@@ -71,6 +84,13 @@ def _number_take(invoice: Invoice) -> None:
             return
         InvoiceSequence.objects.get_or_create(series=series, year=year)  # the first of its year: then number it
     raise RuntimeError(f"could not number an invoice of {year}")
+
+
+def _numbered(invoice: Invoice, prefix: str, rows: list[tuple]) -> None:
+    """The number a COMMIT took for the invoice, onto the caller's copy."""
+    if len(rows) != 1:
+        raise RuntimeError(f"invoice {invoice.pk} was committed without its number")
+    invoice.sequence, invoice.number = rows[0][0], f"{prefix}{rows[0][0]:06d}"
 
 
 @contextmanager

@@ -116,6 +116,9 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend, plus statements that ride on the COMMIT (the invoice number: see its docstring).
+    DATABASES["default"]["ENGINE"] = "pictor_billing.postgresql"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     if "DATABASE_URL" not in os.environ:
         (BASE_DIR / "var").mkdir(exist_ok=True)

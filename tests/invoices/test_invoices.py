@@ -140,7 +140,7 @@ def test_an_issued_invoices_lines_cannot_be_changed_or_deleted(invoice):
 
 
 def numbers_on(body: str) -> list[str]:
-    return re.findall(r"<td>(PB-\d{4}-\d{6})</td>", body)
+    return re.findall(r"<td[^>]*>(PB-\d{4}-\d{6})</td>", body)
 
 
 def test_the_invoices_tab_lists_newest_first_25_a_page(alice):
@@ -202,8 +202,9 @@ def test_credit_invoices_are_shown_as_negative_amounts(alice):
     issue(alice.account, "-49.00", kind=Invoice.CREDIT_NOTE, description="Credit for cancelled license")
     issue(alice.account, "1490.00", kind=Invoice.PURCHASE, description="1 Premium license, annual")
     body = text(logged_in(alice).get("/billing/invoices/"))
-    assert '<td class="num">\u2212$49.00</td>' in body
-    assert '<td class="num">$1,490.00</td>' in body
+    amounts = re.findall(r'<td class="num"[^>]*>([^<]*)</td>', body)
+    assert "\u2212$49.00" in amounts
+    assert "$1,490.00" in amounts
     assert "Credited" in body
 
 
