@@ -2,9 +2,9 @@
 
 Numbers are gap-free per year: a number is taken inside the issuing transaction (a rolled-back
 transaction gives it back), as its very last statement (`issuing_invoice`) — on PostgreSQL sent with
-the COMMIT itself, in one round trip — so the year's sequence row stays locked only for an instant. Buyer and seller are copied onto the document,
-which never changes again; only its payment status moves, through `invoice_status_set`, which
-records every change.
+the COMMIT itself, in one round trip — so the year's sequence row stays locked only for an instant.
+Buyer and seller are copied onto the document, which never changes again; only its payment status
+moves, through `invoice_status_set`, which records every change.
 """
 
 import datetime
