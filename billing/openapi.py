@@ -89,7 +89,7 @@ SCHEMAS = {
         "output_type": {"type": "string", "enum": list(OUTPUT_TYPE_NAMES),
                         "description": f"What was made. Tokens per output (default rates): {RATES}."},
         "quantity": {"type": "integer", "minimum": 1, "maximum": MAX_QUANTITY,
-                     "description": "How many outputs. Written as a whole number: 2.0 and true are refused."},
+                     "description": "How many outputs: a whole number (2 or 2.0; 2.5 and true are refused)."},
         "event_id": ref("Identifier"),
         "idempotency_key": {**IDENTIFIER, "description": "One per usage report: the same key again returns "
                                                          "the first answer and debits nothing more."},

@@ -99,7 +99,8 @@ class Invoice(models.Model):
     class Meta:
         ordering = ["-issued_on", "-year", "-sequence"]
         constraints = [models.UniqueConstraint(fields=["series", "year", "sequence"], name="gap_free_per_year")]
-        indexes = [models.Index(fields=["account", "-issued_on"])]
+        # The Invoices tab's order, so a page of an account's thousands of invoices is read off the index.
+        indexes = [models.Index(fields=["account", "-issued_on", "-year", "-sequence"], name="invoice_account_tab")]
 
     def __str__(self) -> str:
         return self.number

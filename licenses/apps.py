@@ -3,3 +3,8 @@ from django.apps import AppConfig
 
 class LicensesConfig(AppConfig):
     name = "licenses"
+
+    def ready(self):
+        from licenses.catalogue import connect_signals
+
+        connect_signals()

@@ -52,6 +52,21 @@ class Feature(models.Model):
         return getattr(self, f"in_{tier}")
 
 
+class PriceListVersion(models.Model):
+    """One row whose token changes with every change to the price list or the feature list.
+
+    Workers cache the price list and the tier cards under (this token, the day); reading the
+    token is part of a query each request makes anyway (licenses.services), so an admin's change
+    is seen by the very next request on every worker. A random token, not a counter: a counter
+    rolled back with a transaction would be reused for other data.
+    """
+
+    token = models.CharField(max_length=32)
+
+    def __str__(self) -> str:
+        return self.token
+
+
 class Coupon(models.Model):
     """A percentage or fixed-amount discount on one purchase (docs/rules.md: Coupons)."""
 

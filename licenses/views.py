@@ -1,6 +1,7 @@
 """The Licenses tab: the list, cancel and undo, the feature list (buying is billing.views.purchase)."""
 
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_GET, require_POST
 
@@ -17,13 +18,23 @@ from licenses.services import (
 from pictor_billing import clock, pricing
 from pictor_billing.htmx import render_htmx
 
+PAGE_SIZE = 25
+
 
 @require_GET
 @account_required
 def license_list(request):
-    """The account's licenses, newest first."""
-    licenses = _shown(request, License.objects.filter(account=request.account))
-    return render_htmx(request, "licenses/list.html", {"licenses": licenses, "tab": "licenses"}, partial="table")
+    """The account's licenses, newest first, 25 a page."""
+    return render_htmx(request, "licenses/list.html", _list_context(request), partial="table")
+
+
+def _list_context(request) -> dict:
+    """One page of the account's licenses (`?page=`; a page out of range shows the last), as the tab shows them.
+
+    A fixed set of queries whatever the account's size: the count and one page of rows.
+    """
+    page = Paginator(License.objects.filter(account=request.account), PAGE_SIZE).get_page(request.GET.get("page"))
+    return {"licenses": _shown(request, page.object_list), "page": page, "tab": "licenses"}
 
 
 def _shown(request, licenses) -> list[License]:
@@ -75,8 +86,7 @@ def _to_list_or_row(request, license, status=200):
         return render_htmx(request, "licenses/list.html", {"license": _shown(request, [license])[0]}, partial="row",
                            status=status)
     if status != 200:  # a refusal: show it on the page, with its 4xx
-        licenses = _shown(request, License.objects.filter(account=request.account))
-        return render_htmx(request, "licenses/list.html", {"licenses": licenses, "tab": "licenses"}, status=status)
+        return render_htmx(request, "licenses/list.html", _list_context(request), status=status)
     return redirect("licenses:list")
 
 

@@ -136,8 +136,13 @@ def choice_field(body: dict, name: str, choices) -> str:
 
 
 def integer_field(body: dict, name: str, *, minimum: int, maximum: int) -> int:
+    """A whole number in range, as JSON Schema's `integer` has it: 326 and 326.0 (and 3.26e2) are the
+    same number and both accepted, as an int; 326.5, true, "326" and out-of-range values are refused."""
     value = _required(body, name)
-    # bool is an int in Python, and 2.0 is a float: neither is a whole number in the API's terms.
+    # bool is an int in Python, but true is no number in JSON. A float read from the body is exact
+    # for every whole number in range (they are far below 2**53), so int() of it loses nothing.
+    if isinstance(value, float) and value.is_integer() and minimum <= value <= maximum:
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
         raise invalid(name, f"{name} must be a whole number from {minimum} to {maximum:,}.")
     return value

@@ -269,7 +269,13 @@ AXES_DISABLE_ACCESS_LOG = True  # failures are what it needs; no row per success
 # Sign-up throttling: at most SIGNUP_LIMIT_PER_HOUR new accounts an hour from one address (0: no limit),
 # counted in the cache below, which every web process and machine shares.
 SIGNUP_LIMIT_PER_HOUR = int(os.environ.get("SIGNUP_LIMIT_PER_HOUR", "5"))
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "django_cache"}}
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "django_cache"},
+    # Each process's own copy of the price list and tier cards, keyed by the price list version the
+    # database holds (licenses/catalogue.py): a read costs no query, a change is seen at once everywhere.
+    "catalogue": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "catalogue",
+                  "TIMEOUT": 24 * 3600, "OPTIONS": {"MAX_ENTRIES": 100}},
+}
 
 # The seller printed on every invoice; copied onto each invoice when it is issued.
 SELLER = {

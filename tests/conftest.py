@@ -17,7 +17,7 @@ settings.SECURE_HSTS_SECONDS = 0
 settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
 # The sign-up throttle counts in this process's memory, emptied before each test (see `empty_cache`),
 # rather than in the database cache table, which outlives the tests' rollbacks.
-settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+settings.CACHES = {**settings.CACHES, "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 from django.core.cache import cache  # noqa: E402
 from django.test.signals import setting_changed  # noqa: E402

@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from accounts.models import Account
 from accounts.services import account_lock, email_account
@@ -39,13 +39,15 @@ def token_balance(account: Account) -> int:
     return latest or 0
 
 
-def ledger_add(*, account: Account, kind: str, amount: int, **fields) -> TokenEntry:
+def ledger_add(*, account: Account, kind: str, amount: int, balance_before: int | None = None,
+               **fields) -> TokenEntry:
     """Append one entry; call inside a transaction holding the account lock.
 
     Raises InsufficientTokens rather than let the balance go below zero (a
     database check constraint refuses it too). The entry is dated by the account's clock.
+    `balance_before`: the balance already read under this lock (saves reading it again).
     """
-    balance = token_balance(account) + amount
+    balance = (token_balance(account) if balance_before is None else balance_before) + amount
     if balance < 0:
         raise InsufficientTokens(needed=-amount, balance=balance - amount)
     fields.setdefault("created_at", clock.now(account))
@@ -136,6 +138,117 @@ def body_fingerprint(body: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class _Debit:
+    """What one debit found and did under the account lock (`_debit_postgresql` or `_debit_portable`)."""
+
+    earlier_hash: str | None  # the key's earlier request, if any: then nothing was written
+    earlier_response: dict | None
+    balance: int  # before the debit
+    cost: int
+    entry_id: int | None  # None: nothing written (a replay, or not enough tokens)
+    balance_after: int | None
+    prefs: TokenSettings | None  # None: the account has no settings row yet
+
+
+PREFS_FIELDS = ("id", "account_id", "low_balance_threshold", "low_balance_alerted", "auto_top_up",
+                "auto_top_up_threshold", "auto_top_up_package_id", "auto_top_up_monthly_limit",
+                "auto_top_up_failure", "auto_top_up_pending_since")
+_TABLES = {"entry": TokenEntry._meta.db_table, "request": UsageRequest._meta.db_table,
+           "rate": OutputRate._meta.db_table, "prefs": TokenSettings._meta.db_table}
+
+# The debit in one statement, run once the account lock is held (its own statement: a statement sees
+# the data as it stood when it began, so one that waited for the lock would read the balance the
+# debit ahead of it replaced). It reads the key's earlier request, the newest running balance, the
+# rate in force and the settings, and only when the key is new and the balance covers the cost
+# writes the ledger entry and the remembered answer (the same body the API returns).
+DEBIT_POSTGRESQL_SQL = """
+    WITH earlier AS (SELECT body_hash, response FROM {request}
+                     WHERE account_id = %(account)s AND idempotency_key = %(key)s),
+    state AS (SELECT COALESCE((SELECT balance_after FROM {entry} WHERE account_id = %(account)s
+                               ORDER BY id DESC LIMIT 1), 0) AS balance,
+                     COALESCE((SELECT tokens FROM {rate} WHERE output_type = %(output_type)s
+                               AND effective_from <= %(now)s ORDER BY effective_from DESC LIMIT 1),
+                              %(default_rate)s) * %(quantity)s AS cost),
+    entry AS (INSERT INTO {entry} (account_id, kind, amount, balance_after, output_type, quantity, event_id,
+                                   note, created_at)
+              SELECT %(account)s, %(kind)s, -cost, balance - cost, %(output_type)s, %(quantity)s, %(event_id)s,
+                     '', %(now)s
+              FROM state WHERE balance >= cost AND NOT EXISTS (SELECT 1 FROM earlier)
+              RETURNING id, balance_after),
+    remembered AS (INSERT INTO {request} (account_id, idempotency_key, body_hash, response, created_at)
+                   SELECT %(account)s, %(key)s, %(hash)s,
+                          jsonb_build_object('debited', state.cost, 'balance', entry.balance_after,
+                                             'output_type', %(output_type)s::text, 'quantity', %(quantity)s,
+                                             'event_id', %(event_id)s::text, 'entry_id', entry.id),
+                          %(now)s
+                   FROM entry, state)
+    SELECT earlier.body_hash, earlier.response, state.balance, state.cost, entry.id, entry.balance_after,
+           {prefs_columns}
+    FROM state LEFT JOIN earlier ON true LEFT JOIN entry ON true
+    LEFT JOIN {prefs} prefs ON prefs.account_id = %(account)s
+""".format(**_TABLES, prefs_columns=", ".join(f"prefs.{field}" for field in PREFS_FIELDS))
+
+
+def _debit_postgresql(account: Account, *, output_type: str, quantity: int, event_id: str, idempotency_key: str,
+                      fingerprint: str, now: datetime.datetime) -> _Debit:
+    with connection.cursor() as cursor:
+        cursor.execute(DEBIT_POSTGRESQL_SQL, {
+            "account": account.pk, "key": idempotency_key, "output_type": output_type, "now": now,
+            "default_rate": DEFAULT_RATES[output_type], "quantity": quantity, "kind": TokenEntry.USAGE,
+            "event_id": event_id, "hash": fingerprint})
+        earlier_hash, earlier_response, balance, cost, entry_id, balance_after, *prefs = cursor.fetchone()
+    if isinstance(earlier_response, str):  # Django reads jsonb as text and leaves parsing to the field
+        earlier_response = json.loads(earlier_response)
+    return _Debit(earlier_hash=earlier_hash, earlier_response=earlier_response, balance=balance, cost=cost,
+                  entry_id=entry_id, balance_after=balance_after,
+                  prefs=TokenSettings.from_db(connection.alias, PREFS_FIELDS, prefs) if prefs[0] else None)
+
+
+_PORTABLE_READ_SQL = """
+    SELECT prefs.*,
+           (SELECT body_hash FROM {request} WHERE account_id = prefs.account_id AND idempotency_key = %s)
+               AS earlier_hash,
+           (SELECT balance_after FROM {entry} WHERE account_id = prefs.account_id ORDER BY id DESC LIMIT 1)
+               AS balance_now,
+           (SELECT tokens FROM {rate} WHERE output_type = %s AND effective_from <= %s
+            ORDER BY effective_from DESC LIMIT 1) AS rate_now
+    FROM {prefs} prefs WHERE prefs.account_id = %s""".format(**_TABLES)
+
+
+def _debit_portable(account: Account, *, output_type: str, quantity: int, event_id: str, idempotency_key: str,
+                    fingerprint: str, now: datetime.datetime) -> _Debit:
+    """The same debit where data-modifying WITH is not to be had (SQLite): one read, then the two inserts.
+
+    The read is of the settings row (the ORM converts its fields), with the rest as extra columns.
+    """
+    params = [idempotency_key, output_type, connection.ops.adapt_datetimefield_value(now), account.pk]
+    found = list(TokenSettings.objects.raw(_PORTABLE_READ_SQL, params))
+    if not found:  # the account's first debit: its settings row is made once, then read as above
+        token_settings(account)
+        found = list(TokenSettings.objects.raw(_PORTABLE_READ_SQL, params))
+    prefs = found[0]
+    balance = prefs.balance_now or 0
+    cost = (DEFAULT_RATES[output_type] if prefs.rate_now is None else prefs.rate_now) * quantity  # as rates_in_force
+    if prefs.earlier_hash is not None:
+        response = UsageRequest.objects.get(account=account, idempotency_key=idempotency_key).response
+        return _Debit(prefs.earlier_hash, response, balance, cost, None, None, prefs)
+    if balance < cost:
+        return _Debit(None, None, balance, cost, None, None, prefs)
+    entry = ledger_add(account=account, kind=TokenEntry.USAGE, amount=-cost, balance_before=balance,
+                       output_type=output_type, quantity=quantity, event_id=event_id, created_at=now)
+    UsageRequest.objects.create(account=account, idempotency_key=idempotency_key, body_hash=fingerprint,
+                                response=usage_answer(cost, entry.balance_after, output_type, quantity, event_id,
+                                                      entry.pk), created_at=now)
+    return _Debit(None, None, balance, cost, entry.pk, entry.balance_after, prefs)
+
+
+def usage_answer(cost: int, balance: int, output_type: str, quantity: int, event_id: str, entry_id: int) -> dict:
+    """The body the API answers a debit with (and answers again for its idempotency key)."""
+    return {"debited": cost, "balance": balance, "output_type": output_type, "quantity": quantity,
+            "event_id": event_id, "entry_id": entry_id}
+
+
 def tokens_spend(*, account: Account, output_type: str, quantity: int, event_id: str, idempotency_key: str,
                  may_queue_top_up: bool = True) -> UsageRecorded:
     """Debit rate × quantity tokens for usage, once per idempotency key, under the account lock.
@@ -145,33 +258,34 @@ def tokens_spend(*, account: Account, output_type: str, quantity: int, event_id:
     debited and nothing remembered (a retry after a top-up can succeed). A debit that leaves the
     balance below the auto top-up threshold marks one top-up pending (none if one already is, or
     with `may_queue_top_up=False`) and says so: the caller hands it to the queue once committed.
+
+    On PostgreSQL a debit is the lock and one statement (`DEBIT_POSTGRESQL_SQL`) in its transaction;
+    more only when it crosses a threshold, or is the account's first (its settings row is made).
     """
     request_body = {"output_type": output_type, "quantity": quantity, "event_id": event_id}
     fingerprint = body_fingerprint(request_body)
+    debit_once = _debit_postgresql if connection.vendor == "postgresql" else _debit_portable
     with transaction.atomic():
         account = account_lock(account)
         now = clock.now(account)
-        earlier = UsageRequest.objects.filter(account=account, idempotency_key=idempotency_key).first()
-        if earlier is not None:
-            if earlier.body_hash != fingerprint:
+        debit = debit_once(account, output_type=output_type, quantity=quantity, event_id=event_id,
+                           idempotency_key=idempotency_key, fingerprint=fingerprint, now=now)
+        if debit.earlier_hash is not None:
+            if debit.earlier_hash != fingerprint:
                 raise IdempotencyKeyReused(idempotency_key)
-            return UsageRecorded(earlier.response, replayed=True)
-        cost = rates_in_force(now)[output_type] * quantity
-        entry = ledger_add(account=account, kind=TokenEntry.USAGE, amount=-cost, output_type=output_type,
-                           quantity=quantity, event_id=event_id, created_at=now)
-        prefs = token_settings(account)
-        queued = (may_queue_top_up and entry.balance_after < prefs.auto_top_up_threshold
+            return UsageRecorded(debit.earlier_response, replayed=True)
+        if debit.entry_id is None:
+            raise InsufficientTokens(needed=debit.cost, balance=debit.balance)
+        prefs = debit.prefs or token_settings(account)
+        queued = (may_queue_top_up and debit.balance_after < prefs.auto_top_up_threshold
                   and prefs.auto_top_up_pending_since is None and auto_top_up_allowed(account, prefs, now))
         if queued:
             # Real time: reconciliation releases a mark no task finished, however the account's clock stands.
             TokenSettings.objects.filter(pk=prefs.pk).update(auto_top_up_pending_since=clock.now())
         else:
             # With a top-up queued, the alert waits for it: a dip it lifts at once is no news.
-            low_balance_check(account, prefs, entry.balance_after)
-        body = {"debited": cost, "balance": entry.balance_after, "output_type": output_type,
-                "quantity": quantity, "event_id": event_id, "entry_id": entry.pk}
-        UsageRequest.objects.create(account=account, idempotency_key=idempotency_key, body_hash=fingerprint,
-                                    response=body, created_at=now)
+            low_balance_check(account, prefs, debit.balance_after)
+        body = usage_answer(debit.cost, debit.balance_after, output_type, quantity, event_id, debit.entry_id)
         return UsageRecorded(body, top_up_queued=queued)
 
 
@@ -194,8 +308,8 @@ def low_balance_check(account: Account, prefs: TokenSettings, balance: int) -> N
         TokenSettings.objects.filter(pk=prefs.pk).update(low_balance_alerted=True)
         prefs.low_balance_alerted = True  # a second check in the same debit must not email again
         email_account(account, "Your Pictor token balance is low",
-                      f"{account.name} has {balance} tokens left (your alert is set at "
-                      f"{prefs.low_balance_threshold}). Top up from the Billing area.")
+                      f"{account.name} has {balance:,} tokens left (your alert is set at "
+                      f"{prefs.low_balance_threshold:,}). Top up from the Billing area.")
     elif not low and prefs.low_balance_alerted:
         TokenSettings.objects.filter(pk=prefs.pk).update(low_balance_alerted=False)
         prefs.low_balance_alerted = False

@@ -23,8 +23,11 @@ BAD_USAGE = [
     ("quantity zero", {**GOOD_USAGE, "quantity": 0}, "quantity"),
     ("quantity negative", {**GOOD_USAGE, "quantity": -5}, "quantity"),
     ("quantity above 10,000", {**GOOD_USAGE, "quantity": 10_001}, "quantity"),
-    ("quantity a float", {**GOOD_USAGE, "quantity": 1.0}, "quantity"),
     ("quantity a fraction", {**GOOD_USAGE, "quantity": 1.5}, "quantity"),
+    ("quantity a fraction just above a whole number", {**GOOD_USAGE, "quantity": 326.5}, "quantity"),
+    ("quantity a whole float above 10,000", {**GOOD_USAGE, "quantity": 10_001.0}, "quantity"),
+    ("quantity a whole float of zero", {**GOOD_USAGE, "quantity": 0.0}, "quantity"),
+    ("quantity a float too large for any count", {**GOOD_USAGE, "quantity": 1e300}, "quantity"),
     ("quantity a boolean", {**GOOD_USAGE, "quantity": True}, "quantity"),
     ("quantity a string", {**GOOD_USAGE, "quantity": "1"}, "quantity"),
     ("quantity null", {**GOOD_USAGE, "quantity": None}, "quantity"),
@@ -108,6 +111,13 @@ def test_a_bad_event_start_body_is_400_naming_the_field_and_leases_nothing(price
 def test_a_body_that_is_not_a_json_object_is_400_for_the_body_as_a_whole(funded, alice_device, path, case, raw):
     before = ledger(funded)
     assert_invalid(alice_device.post(path, raw=raw), None)
+    assert ledger(funded) == before
+
+
+def test_a_quantity_too_large_for_a_float_is_refused_naming_it(funded, alice_device):
+    raw = '{"output_type": "ai_image", "quantity": 1e400, "event_id": "e", "idempotency_key": "k"}'
+    before = ledger(funded)
+    assert_invalid(alice_device.post("/api/v1/usage", raw=raw), "quantity")
     assert ledger(funded) == before
 
 

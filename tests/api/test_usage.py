@@ -3,10 +3,13 @@
 import datetime
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
-from tests.api.conftest import grant, ledger
-from tokens.models import OutputRate, TokenEntry
+from accounts.api_keys import api_key_create
+from tests.api.conftest import DeviceClient, grant, ledger
+from tests.factories import AccountFactory
+from tokens.models import OutputRate, TokenEntry, TokenSettings
 from tokens.services import token_balance
 
 
@@ -122,3 +125,65 @@ def test_the_balance_always_equals_the_ledgers_sum(alice, alice_device):
     entries = TokenEntry.objects.filter(account=alice.account)
     assert entries.balance() == token_balance(alice.account) == 50 - 7 - 30 == 13
     assert entries.order_by("-id").first().balance_after == 13
+
+
+def test_a_whole_quantity_written_as_a_float_is_debited_as_that_number(alice, alice_device):
+    """JSON Schema's `integer` (the OpenAPI document's type) admits 326.0; the API takes it as 326."""
+    grant(alice.account, 1000)
+
+    response = alice_device.usage("ai_image", 326.0)
+
+    assert response.status_code == 201
+    assert (response.json()["debited"], response.json()["quantity"]) == (326, 326)
+    assert token_balance(alice.account) == 1000 - 326
+
+
+def test_a_retry_writing_the_quantity_as_a_float_is_the_same_request(alice, alice_device):
+    grant(alice.account, 100)
+    first = alice_device.usage("ai_image", 2, key="booth-1-output-7")
+    again = alice_device.usage("ai_image", 2.0, key="booth-1-output-7")
+
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json() == first.json()
+    assert token_balance(alice.account) == 98
+
+
+def test_an_accounts_first_debit_below_the_alert_flags_the_dip(alice, alice_device):
+    account = AccountFactory(name="Never Adjusted")  # no token settings row yet: the debit makes it
+    TokenEntry.objects.create(account=account, kind=TokenEntry.ADMIN_ADJUSTMENT, amount=25, balance_after=25)
+    device = DeviceClient(api_key_create(account=account, name="Booth", created_by=None)[1])
+
+    assert device.usage("ai_image", 10).json()["balance"] == 15  # the default alert is at 20
+
+    assert TokenSettings.objects.get(account=account).low_balance_alerted
+
+
+class TestStatementsPerDebit:
+    """A debit costs at most 3 SQL statements beyond the authenticated API call's two (the key, one SELECT).
+
+    Here the debit's transaction is nested in the test's own, so it also sends a SAVEPOINT and its
+    RELEASE, which production (where it is the outermost transaction) does not.
+    """
+
+    def debit_statements(self, alice, alice_device, django_assert_max_num_queries, **usage) -> list[str]:
+        grant(alice.account, 100)
+        alice_device.usage("ai_image", 1)  # the first debit makes the settings row; the key's last use is noted
+        with django_assert_max_num_queries(2 + 3 + 2) as captured:
+            assert alice_device.usage(**usage).status_code == 201
+        statements = [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
+        assert len(statements) <= 2 + 3, statements
+        return statements
+
+    def test_a_debit_is_the_key_the_lock_one_read_and_two_inserts(self, alice, alice_device,
+                                                                   django_assert_max_num_queries):
+        statements = self.debit_statements(alice, alice_device, django_assert_max_num_queries,
+                                           output_type="ai_video", quantity=2)
+        if connection.vendor == "postgresql":  # the key, the lock, and the debit in one statement
+            assert [sql.split()[0] for sql in statements] == ["SELECT", "SELECT", "WITH"]
+        else:  # SQLite: the key, the lock, one read, the ledger entry, the remembered answer
+            assert [sql.split()[0] for sql in statements] == ["SELECT", "SELECT", "SELECT", "INSERT", "INSERT"]
+
+    def test_a_replay_costs_no_more_than_a_debit(self, alice, alice_device, django_assert_max_num_queries):
+        alice_device.usage("ai_image", 1, key="k-1")
+        self.debit_statements(alice, alice_device, django_assert_max_num_queries, output_type="ai_image",
+                              quantity=1, key="k-1")

@@ -1,0 +1,151 @@
+"""Issue 12's fast paths on the Licenses side: the Order Summary's queries, the cached price list,
+and the Licenses tab paged whatever the account's size.
+
+The authenticated-page baseline (bench/baseline.py) costs 3 queries: the session, the user (with
+its account) and one row. The goals are counted against it.
+"""
+
+import datetime
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from licenses.models import License, PriceListEntry, PriceListVersion
+from tests.conftest import logged_in
+from tests.factories import CouponFactory
+from tests.helpers import buy_directly, clock_at, summary, summary_figure, text
+
+BASELINE_QUERIES = 3
+ADJUSTMENT = "volume_adjustment"
+SUMMARY = {"tier": "pro", "period": "monthly", "quantity": 3, "coupon": "WELCOME10"}
+
+
+@pytest.fixture
+def welcome10(db):
+    return CouponFactory(code="WELCOME10", value=Decimal("10"))
+
+
+def bulk_licenses(account, count: int) -> None:
+    """`count` more active licenses bought the ordinary way (100 a purchase, the form's maximum)."""
+    while count:
+        buy_directly(account, tier="basic", period="annual", quantity=min(count, 100))
+        count -= min(count, 100)
+
+
+class TestOrderSummaryQueries:
+    @pytest.mark.parametrize("active", [1, 500])
+    def test_the_summary_costs_at_most_three_queries_beyond_the_authenticated_page(
+            self, prices, alice, alice_card, welcome10, django_assert_max_num_queries, active):
+        bulk_licenses(alice.account, active)
+        client = logged_in(alice)
+        assert summary(client, **SUMMARY).status_code == 200  # the worker's price list is cached now
+        with django_assert_max_num_queries(BASELINE_QUERIES + 3):
+            response = summary(client, **SUMMARY)
+        assert response.status_code == 200
+        assert summary_figure(response) > 0
+
+    def test_the_summary_runs_the_same_queries_for_1_and_500_active_licenses(self, prices, alice, alice_card,
+                                                                            welcome10, django_assert_num_queries):
+        client = logged_in(alice)
+        bulk_licenses(alice.account, 1)
+        summary(client, **SUMMARY)
+        with CaptureQueriesContext(connection) as one:
+            summary(client, **SUMMARY)
+        bulk_licenses(alice.account, 499)
+        with django_assert_num_queries(len(one.captured_queries)):
+            summary(client, **SUMMARY)
+
+    def test_crossing_into_a_bracket_adjusts_the_licenses_below_it_in_the_same_queries(
+            self, prices, alice, alice_card, django_assert_max_num_queries):
+        bulk_licenses(alice.account, 8)  # at 5%: 2 more reach 10 and 15%, and the 8 are adjusted
+        client = logged_in(alice)
+        summary(client, tier="pro", period="monthly", quantity=2)
+        with django_assert_max_num_queries(BASELINE_QUERIES + 2):  # no coupon: one query fewer
+            response = summary(client, tier="pro", period="monthly", quantity=2)
+        assert summary_figure(response, ADJUSTMENT) < 0  # the 8 licenses' credit for the rest of their term
+
+
+class TestCachedPriceList:
+    """The price list is cached per worker under (its version in the database, the account's today)."""
+
+    def test_an_admin_price_change_is_seen_by_the_very_next_summary(self, prices, alice, alice_card):
+        client = logged_in(alice)
+        assert summary_figure(summary(client, tier="pro", period="annual", quantity=1)) == Decimal("990.00")
+        entry = PriceListEntry.objects.get(tier="pro", period="annual")
+        entry.unit_price = Decimal("1000.00")
+        entry.save()  # as the admin does
+
+        assert summary_figure(summary(client, tier="pro", period="annual", quantity=1)) == Decimal("1000.00")
+
+    def test_a_change_another_worker_made_is_seen_here_at_once(self, prices, alice, alice_card):
+        """Another worker's save reaches this one only through the database: the price and a new version."""
+        client = logged_in(alice)
+        assert summary_figure(summary(client, tier="pro", period="annual", quantity=1)) == Decimal("990.00")
+        PriceListEntry.objects.filter(tier="pro", period="annual").update(unit_price=Decimal("1100.00"))
+        PriceListVersion.objects.update(token="from-another-worker")
+
+        assert summary_figure(summary(client, tier="pro", period="annual", quantity=1)) == Decimal("1100.00")
+
+    def test_a_price_taking_effect_at_midnight_is_seen_from_midnight(self, prices, alice, alice_card):
+        tonight = datetime.datetime(2027, 3, 1, 23, 59, tzinfo=datetime.UTC)
+        PriceListEntry.objects.create(tier="pro", period="annual", effective_from=datetime.date(2027, 3, 2),
+                                      unit_price=Decimal("1200.00"))
+        client = logged_in(alice)
+        with clock_at(alice.account, tonight):
+            assert summary_figure(summary(client, tier="pro", period="annual", quantity=1)) == Decimal("990.00")
+        with clock_at(alice.account, tonight + datetime.timedelta(minutes=1)):
+            assert summary_figure(summary(client, tier="pro", period="annual", quantity=1)) == Decimal("1200.00")
+
+    def test_a_deleted_price_is_no_longer_offered(self, prices, alice, alice_card):
+        client = logged_in(alice)
+        future = PriceListEntry.objects.create(tier="pro", period="annual", effective_from=datetime.date(2020, 6, 1),
+                                               unit_price=Decimal("950.00"))
+        assert summary_figure(summary(client, tier="pro", period="annual", quantity=1)) == Decimal("950.00")
+        future.delete()
+        assert summary_figure(summary(client, tier="pro", period="annual", quantity=1)) == Decimal("990.00")
+
+
+@pytest.mark.usefixtures("prices", "alice_card")
+class TestLicensesTab:
+    def test_a_thousand_licenses_are_shown_25_a_page_newest_first(self, alice):
+        bulk_licenses(alice.account, 1000)
+        newest = list(License.objects.filter(account=alice.account).values_list("pk", flat=True)[:26])
+        client = logged_in(alice)
+
+        first = text(client.get("/billing/licenses/"))
+        second = text(client.get("/billing/licenses/?page=2"))
+
+        assert first.count('<tr id="license-') == 25
+        assert f'id="license-{newest[0]}"' in first and f'id="license-{newest[25]}"' in second
+        assert 'aria-label="License pages"' in first
+        assert "Page 1 of 40 (1000 licenses)" in first
+        assert 'href="?page=2" rel="next"' in first
+
+    def test_the_tab_runs_the_same_queries_for_one_or_a_thousand_licenses(self, alice, django_assert_num_queries):
+        client = logged_in(alice)
+        bulk_licenses(alice.account, 1)
+        client.get("/billing/licenses/")
+        with CaptureQueriesContext(connection) as one:
+            client.get("/billing/licenses/")
+        bulk_licenses(alice.account, 999)
+        with django_assert_num_queries(len(one.captured_queries)):
+            assert client.get("/billing/licenses/?page=7").status_code == 200
+
+    @pytest.mark.parametrize("page", ["0", "999", "abc", "-1"])
+    def test_an_out_of_range_page_shows_a_real_page_not_an_error(self, alice, page):
+        bulk_licenses(alice.account, 30)
+        response = logged_in(alice).get(f"/billing/licenses/?page={page}")
+        assert response.status_code == 200
+        assert text(response).count('<tr id="license-') in (25, 5)
+
+    def test_one_page_of_licenses_shows_no_page_controls(self, alice):
+        bulk_licenses(alice.account, 3)
+        assert 'aria-label="License pages"' not in text(logged_in(alice).get("/billing/licenses/"))
+
+    def test_htmx_pages_through_as_a_fragment(self, alice):
+        bulk_licenses(alice.account, 30)
+        body = text(logged_in(alice).get("/billing/licenses/?page=2", headers={"HX-Request": "true"}))
+        assert body.lstrip().startswith('<div id="license-table">')
+        assert body.count('<tr id="license-') == 5
