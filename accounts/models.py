@@ -4,6 +4,8 @@ from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
 from django.db.models.functions import Lower
 
+from pictor_billing.addresses import address_lines
+
 
 class Account(models.Model):
     """A customer company. Its billing name and address are copied onto each invoice."""
@@ -43,10 +45,9 @@ class Account(models.Model):
 
     @property
     def address_lines(self) -> list[str]:
-        """The postal address as printed on an invoice, blank parts left out."""
-        city_line = " ".join(part for part in (self.postal_code, self.city) if part)
-        parts = (self.address_line1, self.address_line2, city_line, self.country)
-        return [part for part in parts if part]
+        """The postal address as printed on an invoice, in the seller's format (pictor_billing.addresses)."""
+        return address_lines(line1=self.address_line1, line2=self.address_line2, city=self.city,
+                             postal_code=self.postal_code, country=self.country)
 
 
 class UserManager(BaseUserManager):

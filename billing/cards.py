@@ -6,6 +6,7 @@ from accounts.models import Account
 from accounts.services import account_lock
 from licenses.models import License
 from payments.models import Card
+from payments.services import card_removal_refusal, card_successor
 from payments.services import card_remove as payments_card_remove
 
 
@@ -20,3 +21,11 @@ def card_remove(*, account: Account, card: Card) -> Card | None:
     account = account_lock(account)
     licenses_active = License.objects.filter(account=account).active().exists()
     return payments_card_remove(account=account, card=card, default_required=licenses_active)
+
+
+def card_remove_preview(*, account: Account, card: Card) -> tuple[str, Card | None]:
+    """What Remove would do, for the confirmation asked first: (why it is refused or "", the card that
+    would become the default). Read without the lock; card_remove decides again under it."""
+    licenses_active = License.objects.filter(account=account).active().exists()
+    refusal = card_removal_refusal(account=account, card=card, default_required=licenses_active)
+    return refusal, None if refusal else card_successor(account=account, card=card)

@@ -24,5 +24,6 @@ urlpatterns = [
     path("billing/tokens/estimate/", estimate.estimate, name="estimate"),
     path("billing/tokens/estimate/result/", estimate.estimate_result, name="estimate_result"),
     path("billing/payment/cards/<int:pk>/remove/", cards.card_remove_view, name="card_remove"),
+    path("billing/payment/cards/<int:pk>/remove/confirm/", cards.card_remove_confirm, name="card_remove_confirm"),
     path("stripe/webhook/", webhooks.stripe_webhook, name="stripe_webhook"),
 ]

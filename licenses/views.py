@@ -57,6 +57,15 @@ def _row_action(request, pk, act, refusal, said):
     return _to_list_or_row(request, license)
 
 
+@require_GET
+@account_required
+def license_cancel_confirm(request, pk):
+    """Ask before cancelling: when the license ends, and that it can be undone until then (a dialog,
+    or a page of its own without JavaScript, so no single click ends a license)."""
+    license = get_object_or_404(License, pk=pk, account=request.account)
+    return render_htmx(request, "licenses/cancel.html", {"license": license, "tab": "licenses"}, partial="modal")
+
+
 @require_POST
 @account_required
 def license_cancel_view(request, pk):

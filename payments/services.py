@@ -185,24 +185,36 @@ def card_remove(*, account: Account, card: Card, default_required: bool) -> Card
     card = Card.objects.filter(pk=card.pk, account=account).first()
     if card is None:
         raise CardGone("That card has already been removed.")
-    if card.is_default and default_required:
-        if Card.objects.filter(account=account).exclude(pk=card.pk).exists():
-            raise CardRemovalRefused("Make another card the default before removing this one: "
-                                     "your active licenses renew on the default card.")
-        raise CardRemovalRefused("Add another card and make it the default before removing this one: "
-                                 "your active licenses renew on the default card.")
+    if refusal := card_removal_refusal(account=account, card=card, default_required=default_required):
+        raise CardRemovalRefused(refusal)
+    newest = card_successor(account=account, card=card)
     Card.objects.filter(pk=card.pk).update(is_default=False, removed_at=clock.now(account))
     processor = get_gateway()
     if hasattr(processor, "card_detach") and card.gateway == processor.name:
         transaction.on_commit(lambda: _quietly(processor.card_detach, card_ref=card.gateway_ref))
-    if not card.is_default:
-        return None
-    newest = Card.objects.filter(account=account).order_by("-created_at", "-pk").first()
     if newest is not None:
         Card.objects.filter(pk=newest.pk).update(is_default=True)
         newest.is_default = True
         _tell_processor_default(newest)
     return newest
+
+
+def card_removal_refusal(*, account: Account, card: Card, default_required: bool) -> str:
+    """Why this card cannot be removed now, or "" when it can (the rule card_remove applies)."""
+    if not (card.is_default and default_required):
+        return ""
+    if Card.objects.filter(account=account).exclude(pk=card.pk).exists():
+        return ("Make another card the default before removing this one: "
+                "your active licenses renew on the default card.")
+    return ("Add another card and make it the default before removing this one: "
+            "your active licenses renew on the default card.")
+
+
+def card_successor(*, account: Account, card: Card) -> Card | None:
+    """The card that becomes the default when this one is removed: the newest other card, if it is the default."""
+    if not card.is_default:
+        return None
+    return Card.objects.filter(account=account).exclude(pk=card.pk).order_by("-created_at", "-pk").first()
 
 
 # --- payment attempts -------------------------------------------------------------------------------

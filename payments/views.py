@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
@@ -23,6 +24,10 @@ from payments.services import (
 from pictor_billing import clock
 from pictor_billing.htmx import render_htmx
 from pictor_billing.redirects import safe_next_url
+
+# Messages about the cards and about the billing details are shown beside them (templates/_placed_messages.html),
+# where the person who pressed the button is looking, not at the top of the page.
+CARDS_PLACE, DETAILS_PLACE = "cards", "billing-details"
 
 
 def _tab_context(request, **extra):
@@ -105,9 +110,9 @@ def card_make_default_view(request, pk):
     try:
         card_make_default(account=request.account, card=card)
     except CardGone:
-        messages.error(request, f"{card.label} was removed, so it cannot become the default.")
+        messages.error(request, f"{card.label} was removed, so it cannot become the default.", extra_tags=CARDS_PLACE)
         return back_to_tab(request, status=409)
-    messages.success(request, f"{card.label} is now your default card.")
+    messages.success(request, f"{card.label} is now your default card.", extra_tags=CARDS_PLACE)
     return back_to_tab(request)
 
 
@@ -115,7 +120,7 @@ def back_to_tab(request, status=200):
     """After a card action: the cards region for HTMX or a refusal (with its 4xx), else back to the tab."""
     if request.htmx or status != 200:  # a refusal is shown on the page, with its 4xx
         return render_htmx(request, "payments/payment.html", _tab_context(request), partial="cards", status=status)
-    return redirect("payments:tab")
+    return redirect(f"{reverse('payments:tab')}#{CARDS_PLACE}")
 
 
 @require_POST
@@ -126,9 +131,9 @@ def billing_details_view(request):
     if form.is_valid():
         billing_details_update(account=request.account,
                                **{name: form.cleaned_data[name] for name in BILLING_DETAIL_FIELDS})
-        messages.success(request, "Billing details saved. New invoices will use them.")
-        if not request.htmx:
-            return redirect("payments:tab")
+        messages.success(request, "Billing details saved. New invoices will use them.", extra_tags=DETAILS_PLACE)
+        if not request.htmx:  # back to the form, where the message is
+            return redirect(f"{reverse('payments:tab')}#{DETAILS_PLACE}")
         return render_htmx(request, "payments/payment.html", _tab_context(request, details_form=form),
                            partial="details")
     return render_htmx(request, "payments/payment.html", _tab_context(request, details_form=form),

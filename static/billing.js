@@ -20,3 +20,38 @@ document.addEventListener("input", function (event) {
   if (!form) return;
   form.querySelectorAll("[data-pay-button]").forEach(function (button) { button.disabled = true; });
 });
+// Where the focus goes inside a region that was just swapped in: its message (autofocus) or the
+// control that took the pressed one's place (data-focus-after-swap: Cancel and Undo cancel), else its
+// first button or link, else the region itself. Never left on <body>, where a keyboard or screen
+// reader user would have to start the page again.
+var FOCUS_ORDER = ["[autofocus]", "[data-focus-after-swap]", "button:not([disabled])", "a[href]"];
+function focusInside(region) {
+  var control = null;
+  for (var i = 0; i < FOCUS_ORDER.length && !control; i++) control = region.querySelector(FOCUS_ORDER[i]);
+  if (!control) { region.setAttribute("tabindex", "-1"); control = region; }
+  control.focus();
+}
+// A row's own button (Undo cancel, Undo change) replaces the row it sits in, and the focused button
+// with it: remember the region, and once the new one is in, put the focus back inside it.
+var focusedRegion = null;
+document.addEventListener("htmx:beforeRequest", function (event) {
+  var target = event.detail.target;
+  focusedRegion = target && target.id && target.contains(document.activeElement) ? target.id : null;
+});
+document.addEventListener("htmx:load", function (event) {
+  var region = event.detail.elt;
+  if (focusedRegion && region.id === focusedRegion && (!document.activeElement || document.activeElement === document.body)) {
+    focusedRegion = null;
+    focusInside(region);
+  }
+});
+// A confirmation dialog (Cancel license, Remove card) closes once its answer is on the page, and the
+// focus goes to what changed (the row, or the cards with their message) instead of the button that opened it, now gone.
+document.addEventListener("htmx:afterRequest", function (event) {
+  var form = event.detail.elt;
+  var dialog = form.closest && form.closest("dialog");
+  if (!dialog || !form.hasAttribute("data-close-dialog-after") || !event.detail.xhr.status) return;
+  dialog.close();
+  var target = event.detail.target && document.getElementById(event.detail.target.id);
+  if (target) focusInside(target);
+});

@@ -141,6 +141,29 @@ def _coupon_words(coupon: CouponTerms) -> str:
     return f"{format_usd(coupon.value)} off"
 
 
+def _coupon_capped(coupon: CouponTerms, taken: Decimal) -> bool:
+    """A fixed coupon larger than what was left of the order took only that much."""
+    return coupon.kind != PERCENT and taken < to_money(coupon.value)
+
+
+def _coupon_line(coupon: CouponTerms, taken: Decimal) -> str:
+    """The coupon's line: "Coupon WELCOME10: 10% off", or "Coupon FLAT50 ($50.00 off, capped at the order)"."""
+    if _coupon_capped(coupon, taken):
+        return f"Coupon {coupon.code} ({_coupon_words(coupon)}, capped at the order)"
+    return f"Coupon {coupon.code}: {_coupon_words(coupon)}"
+
+
+def _coupon_outcome(coupon: CouponTerms, taken: Decimal) -> str:
+    """The summary's note on the coupon, naming what it actually took when that is less than its terms.
+
+    "$50.00 off" beside a $49.00 discount would read as a wrong figure, so a capped coupon says
+    "FLAT50: $49.00 off ($50.00 off, capped at the order)".
+    """
+    if _coupon_capped(coupon, taken):
+        return f"{coupon.code}: {format_usd(taken)} off ({_coupon_words(coupon)}, capped at the order)"
+    return f"{coupon.code}: {_coupon_words(coupon)}"
+
+
 def _volume_adjustments(
     licenses: tuple[ActiveLicense, ...] | list[ActiveLicense], new_rate: Decimal, today: date
 ) -> tuple[LicenseAdjustment, ...]:
@@ -251,12 +274,12 @@ def quote_purchase(
     elif coupon.combines_with_volume:
         coupon_discount = _coupon_amount(coupon, charged_base - bracket_discount)
         coupon_applied = True
-        coupon_message = f"{coupon.code}: {_coupon_words(coupon)}"
+        coupon_message = _coupon_outcome(coupon, coupon_discount)
     else:
         alone = _coupon_amount(coupon, charged_base)
         if alone > bracket_discount:
             volume_discount, coupon_discount, coupon_applied = ZERO, alone, True
-            coupon_message = f"{coupon.code}: {_coupon_words(coupon)}"
+            coupon_message = _coupon_outcome(coupon, coupon_discount)
             if bracket_discount:
                 coupon_message += f", instead of the {percent(rate)} volume discount (they do not combine)"
         else:
@@ -271,7 +294,7 @@ def quote_purchase(
         )
     if coupon_discount:
         lines.append(
-            QuoteLine("coupon", f"Coupon {coupon.code}: {_coupon_words(coupon)}", 1, -coupon_discount, -coupon_discount)
+            QuoteLine("coupon", _coupon_line(coupon, coupon_discount), 1, -coupon_discount, -coupon_discount)
         )
     left = charged_base - volume_discount - coupon_discount
 

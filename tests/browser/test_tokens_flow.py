@@ -48,8 +48,8 @@ def test_the_estimator_from_the_top_up_modal_updates_live_and_tops_up_the_sugges
     estimator.get_by_label("AI video per guest").fill("1")
     # 200 × 2 × 1 + 200 × 1 × 10 = 2,400 tokens; 50 in hand, short by 2,350:
     # 4 Starter + 2 Large = 2,400 tokens for $200.00 is the cheapest mix.
-    expect(estimate(estimator, "tokens_needed")).to_have_text("2400")
-    expect(estimate(estimator, "shortfall")).to_have_text("2350")
+    expect(estimate(estimator, "tokens_needed")).to_have_text("2,400")
+    expect(estimate(estimator, "shortfall")).to_have_text("2,350")
     expect(estimator.locator('[data-summary="total_due"]')).to_have_text("$200.00")
     expect(estimator.get_by_role("rowheader", name="Starter: 100 tokens (4 × $10.00)")).to_be_visible()
     assert no_page_load_since_marker(page), "the estimate must update in place, not by reloading"
@@ -65,7 +65,7 @@ def test_the_estimator_from_the_top_up_modal_updates_live_and_tops_up_the_sugges
     buy.click()
     expect(estimator).to_have_count(0)
     loaded(page, "/billing/licenses/")  # back where Top Up was opened
-    expect(balance(page)).to_have_text("2450 tokens")
+    expect(balance(page)).to_have_text("2,450 tokens")
     expect(page.get_by_text(re.compile(r"2,400 tokens added\. \$200\.00 charged to Visa ending 4242\. Invoice PB-"))
            ).to_be_visible()
     top_up_row = TopUp.objects.get()

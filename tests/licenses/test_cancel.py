@@ -118,7 +118,7 @@ def test_an_htmx_undo_returns_the_row_with_a_cancel_button_again(licenses, alice
     body = text(response)
     assert body.lstrip().startswith(f'<tr id="license-{lic.pk}">')
     assert ">Active<" in body
-    assert f'hx-post="/billing/licenses/{lic.pk}/cancel/"' in body
+    assert f'hx-get="/billing/licenses/{lic.pk}/cancel/confirm/"' in body  # Cancel again, asking first
 
 
 def test_cancelling_one_license_leaves_the_others_alone(licenses, client):

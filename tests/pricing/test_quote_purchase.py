@@ -373,9 +373,11 @@ COUPONS = [
         id="non-combinable coupon without a volume bracket simply applies"),
     pytest.param(coupon(FIXED, "500.00"), 5, dict(
         volume_discount="49.50", coupon_discount="445.50", coupon_applied=True, total_due="0.00",
-        coupon_message="SAVE: $500.00 off"), id="fixed coupon larger than what is left is capped at it"),
+        coupon_message="SAVE: $445.50 off ($500.00 off, capped at the order)"),
+        id="fixed coupon larger than what is left is capped at it, and says what it took"),
     pytest.param(coupon(FIXED, "1000.00", combines=False), 5, dict(
-        volume_discount="0.00", coupon_discount="495.00", total_due="0.00"),
+        volume_discount="0.00", coupon_discount="495.00", total_due="0.00",
+        coupon_message="SAVE: $495.00 off ($1,000.00 off, capped at the order)" + INSTEAD),
         id="non-combinable fixed coupon larger than the charged base is capped at it"),
     pytest.param(coupon(FIXED, "150.00"), 1, dict(
         coupon_discount="99.00", total_due="0.00"), id="fixed $150 on a single 99.00 license leaves 0.00"),
@@ -396,10 +398,26 @@ def test_coupon_discount(list_prices, terms, quantity, expected):
     if q.coupon_applied:
         [line] = coupon_lines
         assert line.amount == -q.coupon_discount
-        assert line.description.startswith("Coupon SAVE: ")
+        assert line.description.startswith("Coupon SAVE")
     else:
         assert coupon_lines == []
     assert bool(lines_of(q, "volume_discount")) == (q.volume_discount > 0)
+
+
+COUPON_LINES = [
+    pytest.param(coupon(FIXED, "50.00"), 1, "Coupon SAVE: $50.00 off", "-50.00", id="fixed, less than the order"),
+    pytest.param(coupon(FIXED, "99.00"), 1, "Coupon SAVE: $99.00 off", "-99.00", id="fixed, exactly the order"),
+    pytest.param(coupon(FIXED, "150.00"), 1, "Coupon SAVE ($150.00 off, capped at the order)", "-99.00",
+                 id="fixed, more than the order: the line says it was capped"),
+    pytest.param(coupon(PERCENT, "100"), 1, "Coupon SAVE: 100% off", "-99.00", id="100% is never 'capped'"),
+]
+
+
+@pytest.mark.parametrize(("terms", "quantity", "description", "amount"), COUPON_LINES)
+def test_the_coupon_line_says_what_was_taken_when_the_order_is_smaller(list_prices, terms, quantity, description,
+                                                                      amount):
+    [line] = lines_of(quote(list_prices, tier=PRO, quantity=quantity, coupon_code="SAVE", coupon=terms), "coupon")
+    assert (line.description, line.amount) == (description, D(amount))
 
 
 def test_combinable_coupon_applies_to_the_pro_rated_base(list_prices):

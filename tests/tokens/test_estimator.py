@@ -61,10 +61,10 @@ class TestFigures:
         assert response.status_code == 200
         assert "HX-Request" in response["Vary"]
         assert (figure(response, "ai_image"), figure(response, "ai_video"), figure(response, "photo")) == (
-            "400", "2000", "0")
-        assert figure(response, "tokens_needed") == "2400"
+            "400", "2,000", "0")  # as shown, with thousands separators
+        assert figure(response, "tokens_needed") == "2,400"
         assert figure(response, "balance") == "50"
-        assert figure(response, "shortfall") == "2350"
+        assert figure(response, "shortfall") == "2,350"
 
     def test_the_shortfall_is_covered_by_the_cheapest_package_mix(self, account, alice_client, alice_card):
         # Short by 2,350: 2 Large + 4 Starter = 2,400 tokens for $200.00 beats 2 Large + 1 Standard
@@ -74,9 +74,9 @@ class TestFigures:
         assert "Starter: 100 tokens <small>(4 × $10.00)</small>" in body
         assert "Large: 1,000 tokens <small>(2 × $80.00)</small>" in body
         assert summary_figure(response) == D("200.00")
-        assert figure(response, "top_up_tokens") == "2400"
+        assert figure(response, "top_up_tokens") == "2,400"
         assert "Pay $200.00 with Visa ending 4242" in body
-        assert "your balance becomes 2450" in body
+        assert "your balance becomes 2,450" in body
 
     def test_a_large_shortfall_is_bought_mostly_as_event_pro(self, account):
         # 10,000 guests × 50 AI videos × 10 tokens = 5,000,000 tokens, short by 4,999,950: 1,000 Event Pro.
