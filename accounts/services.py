@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 
-from accounts.models import Account
+from accounts.models import Account, User
 
 BILLING_DETAIL_FIELDS = ("name", "address_line1", "address_line2", "city", "postal_code", "country", "vat_id",
                          "billing_email")
@@ -44,9 +44,19 @@ def billing_details_update(*, account: Account, **details: str) -> Account:
 
 def billing_recipients(account: Account) -> list[str]:
     """Where invoices and billing emails go: the billing email, else every active user of the account."""
-    if account.billing_email:
-        return [account.billing_email]
-    return list(account.users.filter(is_active=True).values_list("email", flat=True))
+    return billing_recipients_of([account])[account.pk]
+
+
+def billing_recipients_of(accounts: list[Account]) -> dict[int, list[str]]:
+    """`billing_recipients` of many accounts (a billing run's batch) in one query at most: {account id: emails}."""
+    found: dict[int, list[str]] = {account.pk: [account.billing_email] if account.billing_email else []
+                                   for account in accounts}
+    without = [account.pk for account in accounts if not account.billing_email]
+    if without:
+        for account_id, email in (User.objects.filter(account_id__in=without, is_active=True).order_by("pk")
+                                  .values_list("account_id", "email")):
+            found[account_id].append(email)
+    return found
 
 
 def email_account(account: Account, subject: str, message: str) -> None:
@@ -55,7 +65,15 @@ def email_account(account: Account, subject: str, message: str) -> None:
     A rolled-back change never emails anyone; `robust` logs a mail failure instead of raising it
     into a request whose writes are already committed.
     """
-    recipients = billing_recipients(account)
-    if recipients:
-        transaction.on_commit(lambda: send_mail(subject, message, settings.DEFAULT_FROM_EMAIL, recipients),
-                              robust=True)
+    email_accounts([(account, subject, message)])
+
+
+def email_accounts(emails: list[tuple[Account, str, str]]) -> None:
+    """`email_account` for many (account, subject, message), their recipients read in one query; each
+    email is sent on its own once the caller's transaction commits, so one failure stops no other."""
+    recipients = billing_recipients_of([account for account, _, _ in emails])
+    for account, subject, message in emails:
+        to = recipients[account.pk]
+        if to:
+            transaction.on_commit(lambda subject=subject, message=message, to=to: send_mail(
+                subject, message, settings.DEFAULT_FROM_EMAIL, to), robust=True)

@@ -12,14 +12,16 @@
    purchase payments in the sandbox's books (not their idempotency records: nothing sends those
    keys again). The seeded database and the sandbox file are kept as
    a template; every measurement below starts from a fresh copy of both.
-2. The query log of one account of each pattern through the real task and the charge step, in-process.
+2. The query log of one batch of --accounts-per-task accounts (every pattern in it) through the real
+   renewal task (which sends its batch's charges), in-process.
 3. The floor: the same rows the run writes per account (renewal invoice, lines, status history,
    renewal, license updates, terms, payment attempt, credit applied, invoice number), written in one
    transaction per account with plain SQL (psycopg, one connection), as the charge left them.
 4. The real billing run: N `manage.py db_worker` processes (1, then 2) on the django-tasks-db queue,
    started and idle; one scheduler pass (`billing.scheduler.schedule_pass`, in-process) enqueues
-   `renew_account_task` per account, each task enqueues the charge step `renewal_charges_task`
-   (BILLING_CHARGE_CONCURRENCY threads, default 16). Timed from the pass's start until every
+   `renew_accounts_task` per --accounts-per-task accounts (BILLING_ACCOUNTS_PER_TASK, default 100);
+   each prepares its accounts 50 at a time and sends each group's charges from the charge step's pool
+   (BILLING_CHARGE_CONCURRENCY threads, default 16) while it prepares the next. Timed from the pass's start until every
    account has its Renewal and no renewal charge is in flight (renewals/s); also when every
    Renewal existed and when the queue was empty.
 5. The run again with the sandbox answering each call after --latency-ms (default 200) on
@@ -29,7 +31,8 @@
 6. After each run the books are checked: one renewal per account, every renewal paid, invoice
    numbers gap-free per year, the sandbox holding exactly the charges the attempts record and
    the paid totals. Goals: run ≤ 3× the floor (1 worker); 200 ms ≤ 2× 0 ms.
-Writes bench/results/renewals.json (git-ignored) and the workers' logs beside it; the databases,
+Writes bench/results/renewals.json (git-ignored; its "figures" list is what bench/report.py shows)
+and the workers' logs beside it; the databases,
 the sandbox files and the workers go at the end, also on errors, Ctrl-C and SIGTERM.
 """
 
@@ -71,6 +74,8 @@ def parse_args():
     parser.add_argument("--latency-ms", type=int, default=200, help="the sandbox's delay per call in the slow run")
     parser.add_argument("--latency-workers", type=int, default=2, help="workers of the slow run (and its 0 ms twin)")
     parser.add_argument("--charge-concurrency", type=int, default=16, help="BILLING_CHARGE_CONCURRENCY")
+    parser.add_argument("--accounts-per-task", type=int, default=100,
+                        help="BILLING_ACCOUNTS_PER_TASK: accounts the scheduler puts in one renewal task")
     parser.add_argument("--poll", type=float, default=0.25, help="seconds between two looks at the database")
     parser.add_argument("--stall", type=float, default=120, help="give up when nothing moves this many seconds")
     parser.add_argument("--analyze-queue", action="store_true",
@@ -81,9 +86,9 @@ def parse_args():
     if "bench" not in args.db:
         parser.error("--db must contain 'bench': the database is dropped at the end")
     if args.accounts < 10 or not 1 <= args.licenses_per_account <= 100 or args.latency_workers < 1 \
-            or args.charge_concurrency < 1 or args.latency_ms < 0:
+            or args.charge_concurrency < 1 or args.latency_ms < 0 or args.accounts_per_task < 1:
         parser.error("--accounts >= 10, --licenses-per-account 1-100, --latency-workers >= 1, "
-                     "--charge-concurrency >= 1, --latency-ms >= 0")
+                     "--charge-concurrency >= 1, --latency-ms >= 0, --accounts-per-task >= 1")
     return args
 
 
@@ -379,29 +384,20 @@ def statement(sql: str) -> str:
 
 
 def query_log(account_ids: list[int]) -> dict:
-    """The SQL of one account's renewal through the real task and its charge step, in-process (on a
-    copy of the seeded database): per account and pattern, the statement counts of each step."""
+    """The SQL of one batch's run through the real renewal task (its charges included: the task sends
+    them), in-process, on a copy of the seeded database: the statement counts, for the batch and per account."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from accounts.models import Account
-    from billing.renewals import renewal_charges_send
-    from billing.tasks import renew_account_task
+    from billing.tasks import renew_accounts_task
 
-    logged = {}
-    for account_id in account_ids:
-        account = Account.objects.get(pk=account_id)
-        with CaptureQueriesContext(connection) as prepare:
-            renew_account_task.call(account_id)
-        with CaptureQueriesContext(connection) as charge:
-            summary = renewal_charges_send(concurrency=1, account=account)
-        assert summary.outcomes == Counter(succeeded=1), summary
-        steps = {"task (prepare)": prepare.captured_queries, "charge step": charge.captured_queries}
-        logged[account.name] = {
-            step: {"queries": len(queries), "statements": dict(Counter(statement(q["sql"]) for q in queries)),
-                   "sql": [q["sql"] for q in queries]}
-            for step, queries in steps.items()}
-    return logged
+    with CaptureQueriesContext(connection) as task:
+        done = renew_accounts_task.call(account_ids)
+    assert (done["renewed"], done.get("succeeded")) == (len(account_ids), len(account_ids)), done
+    queries = task.captured_queries
+    return {"accounts": len(account_ids), "queries": len(queries),
+            "per account": round(len(queries) / len(account_ids), 2),
+            "statements": dict(Counter(statement(q["sql"]) for q in queries)), "sql": [q["sql"] for q in queries]}
 
 
 # --- the floor: the same rows, plain SQL, one transaction per account --------------------------------
@@ -877,7 +873,8 @@ def main() -> int:
                       LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"), TASKS_BACKEND="database",
                       SANDBOX_DB=str(bench.seed_sandbox), SANDBOX_LATENCY_MS="0",
                       EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
-                      BILLING_CHARGE_CONCURRENCY=str(args.charge_concurrency))
+                      BILLING_CHARGE_CONCURRENCY=str(args.charge_concurrency),
+                      BILLING_ACCOUNTS_PER_TASK=str(args.accounts_per_task))
     base.RESULTS.mkdir(parents=True, exist_ok=True)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda signum, frame: sys.exit(128 + signum))
@@ -902,17 +899,16 @@ def main() -> int:
               f"{seeded['templates_s']:.1f} s, the rest copied); all due on {due}", flush=True)
         from psycopg import connect
 
-        with connect(bench.db_url) as conn:
-            samples = [row[0] for row in conn.execute(
-                "SELECT min(id) FROM accounts_account WHERE name LIKE 'Bench Renewals %%' GROUP BY id %% %s "
-                "ORDER BY 1", [seeded["templates"]])]
+        with connect(bench.db_url) as conn:  # the first copies: every pattern, as the scheduler batches them
+            batch = [row[0] for row in conn.execute(
+                "SELECT id FROM accounts_account WHERE name LIKE 'Bench Renewals %%' ORDER BY id LIMIT %s",
+                [args.accounts_per_task])]
         from django.conf import settings
 
         settings.SANDBOX_DB = str(sandbox_copy(bench.seed_sandbox, bench.dir / "sandbox-query-log.sqlite3"))
-        logged = query_log(samples)
-        print("queries per account through renew_account_task and the charge step (in-process): " + ", ".join(
-            f"{steps['task (prepare)']['queries']} + {steps['charge step']['queries']}" for steps in logged.values()),
-            flush=True)
+        logged = query_log(batch)
+        print(f"queries for a batch of {logged['accounts']} accounts through renew_accounts_task, its charges "
+              f"included (in-process): {logged['queries']} ({logged['per account']:.2f} per account)", flush=True)
 
         print("floor: the same rows in plain SQL, one transaction per account ...", flush=True)
         bench.fresh("floor")
@@ -963,10 +959,12 @@ def summarize(args, seeded, due, logged, floor_result, floor_rows, runs, load_be
               if one and t != TASKS_TABLE and n != one["rows written"].get(t)}
     return {
         "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "figures": figures(args, floor_result, one, two, fast, slow),
         "config": {"accounts": args.accounts, "licenses_per_account": args.licenses_per_account,
                    "licenses": args.accounts * args.licenses_per_account, "billing_date": due.isoformat(),
                    "patterns": patterns(args.licenses_per_account), "charge_concurrency": args.charge_concurrency,
                    "latency_ms": args.latency_ms, "latency_workers": args.latency_workers,
+                   "accounts_per_task": args.accounts_per_task,
                    "worker_interval_s": 0.1, "poll_s": args.poll, "analyze_queue": args.analyze_queue,
                    "python": platform.python_version(),
                    "cpus": os.cpu_count()},
@@ -982,6 +980,38 @@ def summarize(args, seeded, due, logged, floor_result, floor_rows, runs, load_be
         "latency_goal_met": ratio_latency <= LATENCY_GOAL if ratio_latency else None,
         "loadavg": {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]},
     }
+
+
+def figure(name, value, unit, goal, met, *, baseline_name=None, baseline=None, ratio=None) -> dict:
+    """One row of `make bench`'s table (bench/report.py): the shape every bench script writes."""
+    return {"name": name, "value": value, "unit": unit, "baseline_name": baseline_name, "baseline": baseline,
+            "ratio": ratio, "goal": goal, "met": met}
+
+
+def figures(args, floor_result, one, two, fast, slow) -> list[dict]:
+    """The run's figures: seconds against the floor's (1 worker: the goal; 2 workers: reported), and
+    the slow processor's run against the same run at 0 ms."""
+    size = f"{args.accounts:,} accounts"
+    floor_name = "floor: the same rows in plain SQL, 1 transaction per account"
+    found = []
+    for workers, run in ((1, one), (2, two)):
+        if run is None:
+            continue
+        ratio = round(run["seconds"] / floor_result["seconds"], 2)
+        found.append(figure(f"billing run, {size}, {workers} worker{'s' * (workers > 1)}", run["seconds"], "s",
+                            f"≤ {FLOOR_GOAL}× floor" if workers == 1 else None,
+                            ratio <= FLOOR_GOAL if workers == 1 else None, baseline_name=floor_name,
+                            baseline=floor_result["seconds"], ratio=ratio))
+        found.append(figure(f"billing run, {size}, {workers} worker{'s' * (workers > 1)}: renewals/s",
+                            run["renewals_per_s"], "renewals/s", None, None, baseline_name=floor_name,
+                            baseline=floor_result["renewals_per_s"],
+                            ratio=round(run["renewals_per_s"] / floor_result["renewals_per_s"], 2)))
+    if fast and slow:
+        ratio = round(slow["seconds"] / fast["seconds"], 2)
+        found.append(figure(f"billing run, {size}, {args.latency_workers} workers, sandbox {args.latency_ms} ms",
+                            slow["seconds"], "s", f"≤ {LATENCY_GOAL}× 0 ms", ratio <= LATENCY_GOAL,
+                            baseline_name="the same run, sandbox 0 ms", baseline=fast["seconds"], ratio=ratio))
+    return found
 
 
 def print_table(report: dict) -> None:

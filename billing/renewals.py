@@ -1,12 +1,14 @@
-"""Renewals and dunning: what the billing run does for one account and one billing date.
+"""Renewals and dunning: what the billing run does for each account and billing date.
 
-1. `renewal_prepare` (database work only, account locked): the licenses due on the date that are
-   cancelled expire; the others renew in one invoice (issued open, numbered in the year it is
-   issued, priced as of the billing date, service period printed), the credit balance first; a
-   pending charge attempt is recorded. One `Renewal` per account and date (a unique constraint):
-   re-running, two workers, or a worker killed half-way bill nothing twice.
+1. `renewals_prepare` (database work only, accounts locked; a batch of accounts in one transaction,
+   `accounts_prepare` per batch and `account_prepare` for one): the licenses due on the date that are
+   cancelled expire; the others renew in one invoice (issued open, numbered in the year it is issued,
+   priced as of the billing date, service period printed), the credit balance first; a pending charge
+   attempt is recorded. One `Renewal` per account and date (a unique constraint): re-running, two
+   workers, or a worker killed half-way bill nothing twice.
 2. The charge step (`renewal_charges_send`) sends pending renewal charges to the processor from a
-   thread pool, outside every transaction, and `renewal_charge_outcome` settles each.
+   thread pool, outside every transaction, and records and settles the answers a claimed batch at a
+   time (`renewal_charges_outcome`; `renewal_charge_outcome` for one).
 3. Dunning: a failed charge leaves the licenses active and past due; it is retried on F+1, F+3 and
    F+5 (F the day of the first attempt; one attempt per invoice in flight, by a constraint). After
    the last failure the invoice fails, a credit note cancels it, the credit it used returns, and its
@@ -15,27 +17,39 @@
 
 import datetime
 import logging
-import queue
-import threading
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.urls import reverse
 
 from accounts.models import Account
-from accounts.services import account_lock, account_lock_by_id, email_account
+from accounts.services import account_lock, email_account, email_accounts
 from billing.models import Renewal
 from invoices.models import Invoice
-from invoices.services import credit_note_issue, invoice_status_set, issuing_invoice
+from invoices.services import credit_note_issue, invoice_status_set, issuing_invoices
 from licenses.models import EventLease, License, LicenseTerm, RenewalGroup
 from licenses.services import monthly_group, prices_in_force
+from payments.gateway import PaymentOutcome, ProcessorUnavailable
 from payments.models import CreditEntry, PaymentAttempt
-from payments.services import attempt_begin, attempt_send, credit_balance, default_card
+from payments.services import (
+    attempt_begin,
+    attempt_call,
+    attempt_send,
+    attempts_begin_first,
+    attempts_record,
+    credit_balance,
+    credit_balances,
+    default_card,
+    default_cards,
+)
 from pictor_billing import clock, pricing
+from pictor_billing.bulk import rows_update
 from pictor_billing.money import ZERO, format_usd
 from pictor_billing.pricing import QuoteLine
 
@@ -102,13 +116,24 @@ def renewal_quote(account: Account, billing_date: datetime.date, licenses=None) 
     renewing = [lic for lic in due if not lic.cancel_at_period_end]
     if not renewing:
         return None
+    others = _others_renewing([account.pk], due=[lic.pk for lic in due]).get(account.pk, 0)
+    return _quote(account, billing_date, renewing, others=others, prices=prices_in_force(billing_date),
+                  credit=credit_balance(account))
+
+
+def _others_renewing(account_ids, *, due) -> dict[int, int]:
+    """{account id: its licenses not cancelled, but for those due}: the rest of the bracket."""
     # Every other license not cancelled is active on that date, whatever its own billing date: one due
     # earlier renews first (the run bills dates oldest first), so a reminder quoted ahead counts it too.
-    others = License.objects.filter(account=account).renewing().exclude(pk__in=[lic.pk for lic in due]).count()
+    return dict(License.objects.filter(account_id__in=account_ids).renewing().exclude(pk__in=due).order_by()
+                .values("account_id").annotate(count=Count("pk")).values_list("account_id", "count"))
+
+
+def _quote(account: Account, billing_date: datetime.date, renewing: list[License], *, others: int, prices: dict,
+           credit: Decimal) -> pricing.RenewalQuote:
     return pricing.quote_renewal(
-        billing_date=billing_date, prices=prices_in_force(billing_date), others_active=others,
+        billing_date=billing_date, prices=prices, others_active=others, credit_balance=credit,
         renewing=[_renewing(lic, billing_date, account.monthly_anchor_day) for lic in renewing],
-        credit_balance=credit_balance(account),
     )
 
 
@@ -135,72 +160,141 @@ def groups_close(account: Account, *, today: datetime.date) -> None:
     empty.update(ended_on=today)
 
 
-def renewal_prepare(account: Account, billing_date: datetime.date) -> Renewal | None:
-    """Renew (or expire) the account's licenses due on `billing_date`: the invoice and a pending charge.
+def renewals_prepare(due: list[tuple[Account, datetime.date]]) -> int:
+    """Renew (or expire) each account's licenses due on its date, a batch of accounts in one transaction:
+    per account one invoice (issued open, priced as of its billing date, the credit balance first; all
+    numbered as the transaction ends) and a pending charge. How many renewals were invoiced.
 
-    Idempotent: a date already renewed returns its Renewal. None when nothing is due that day.
+    Idempotent: an account's date recorded already is left alone (one Renewal per account and date, a
+    unique constraint). Should two runs race for an account anyway, the batch is done again one
+    account at a time, each in a transaction of its own.
     """
+    if not due:
+        return 0
     try:
         with transaction.atomic():
-            account = account_lock(account)
-            done = Renewal.objects.filter(account=account, billing_date=billing_date).first()
-            if done is not None:
-                return done
-            due = list(License.objects.select_for_update(of=("self",)).select_related("group")
-                       .filter(account=account, period_end=billing_date).active())
-            if not due:
-                return None
-            licenses_expire(account, [lic for lic in due if lic.cancel_at_period_end], paid_until=billing_date)
-            renewing = [lic for lic in due if not lic.cancel_at_period_end]
-            if not renewing:
-                return Renewal.objects.create(account=account, billing_date=billing_date, status=Renewal.NOTHING,
-                                              created_at=clock.now(account))
-            return _renew(account, billing_date, renewing)
+            return _renewals_write(due)
     except IntegrityError:
-        # Another worker recorded this date in the same instant (the constraint held): it is done.
-        return Renewal.objects.get(account=account, billing_date=billing_date)
+        if len(due) > 1:
+            return sum(renewals_prepare([one]) for one in due)
+        account, billing_date = due[0]
+        if Renewal.objects.filter(account=account, billing_date=billing_date).exists():
+            return 0  # another worker recorded this date in the same instant (the constraint held): it is done
+        raise
 
 
-def _renew(account: Account, billing_date: datetime.date, renewing: list[License]) -> Renewal:
-    now = clock.now(account)
-    quote = renewal_quote(account, billing_date, renewing)
-    by_id = {lic.id: lic for lic in quote.licenses}
-    paid = not quote.total_due
+@dataclass
+class _Renewing:
+    """One account's renewal being written: what renews, its quote, and its invoice once issued."""
+
+    account: Account
+    billing_date: datetime.date
+    licenses: list[License]
+    quote: pricing.RenewalQuote
+    invoice: Invoice | None = None
+
+    @property
+    def paid(self) -> bool:
+        return not self.quote.total_due
+
+
+def _renewals_write(due: list[tuple[Account, datetime.date]]) -> int:
+    # Every batch locks its accounts in id order, so two batches that share accounts never wait on each other.
+    accounts = {account.pk: account for account in Account.objects.select_for_update()
+                .filter(pk__in=[account.pk for account, _ in due]).order_by("pk")}
+    dates = {account.pk: billing_date for account, billing_date in due}
+    recorded = set(Renewal.objects.filter(account_id__in=dates, billing_date__in=set(dates.values()))
+                   .values_list("account_id", "billing_date"))
+    dates = {pk: billing_date for pk, billing_date in dates.items() if (pk, billing_date) not in recorded}
+    due_licenses: dict[int, list[License]] = {}
+    for lic in (License.objects.select_for_update(of=("self",)).select_related("group")
+                .filter(account_id__in=dates, period_end__in=set(dates.values())).active()):
+        if lic.period_end == dates[lic.account_id]:
+            due_licenses.setdefault(lic.account_id, []).append(lic)
+    renewing, nothing = {}, []
+    for account_id in sorted(due_licenses):
+        account, billing_date, licenses = accounts[account_id], dates[account_id], due_licenses[account_id]
+        licenses_expire(account, [lic for lic in licenses if lic.cancel_at_period_end], paid_until=billing_date)
+        renewing[account_id] = [lic for lic in licenses if not lic.cancel_at_period_end]
+        if not renewing[account_id]:
+            del renewing[account_id]
+            nothing.append(Renewal(account=account, billing_date=billing_date, status=Renewal.NOTHING,
+                                   created_at=clock.now(account)))
+    others = _others_renewing(list(renewing), due=[lic.pk for licenses in due_licenses.values() for lic in licenses])
+    credits = credit_balances(list(renewing))
+    prices = {billing_date: prices_in_force(billing_date) for billing_date in {dates[pk] for pk in renewing}}
+    plans = [_Renewing(accounts[pk], dates[pk], licenses, _quote(
+        accounts[pk], dates[pk], licenses, others=others.get(pk, 0), prices=prices[dates[pk]], credit=credits[pk]))
+        for pk, licenses in renewing.items()]
+    with issuing_invoices([_renewal_invoice(plan) for plan in plans]) as invoices:
+        for plan, invoice in zip(plans, invoices, strict=True):
+            plan.invoice = invoice
+        CreditEntry.objects.bulk_create(
+            CreditEntry(account=plan.account, kind=CreditEntry.APPLIED, amount=-plan.quote.credit_applied,
+                        invoice=plan.invoice, note="Applied to a renewal", created_at=clock.now(plan.account))
+            for plan in plans if plan.quote.credit_applied)
+        Renewal.objects.bulk_create(nothing + [
+            Renewal(account=plan.account, billing_date=plan.billing_date, invoice=plan.invoice,
+                    status=Renewal.PAID if plan.paid else Renewal.ISSUED, created_at=clock.now(plan.account))
+            for plan in plans])
+        _licenses_renew(plans)
+        LicenseTerm.objects.bulk_create(
+            LicenseTerm(license_id=renewed.id, kind=LicenseTerm.RENEWAL, starts_on=plan.billing_date,
+                        ends_on=renewed.renews_to, tier=renewed.tier, period=renewed.period,
+                        list_price=renewed.list_price, rate=renewed.rate, paid=renewed.paid, invoice=plan.invoice,
+                        created_at=clock.now(plan.account))
+            for plan in plans for renewed in plan.quote.licenses)
+        _charges_record([(plan.account, plan.invoice, f"Renewal of {pricing.day_words(plan.billing_date)}")
+                         for plan in plans if not plan.paid])
+    _receipts([(plan.account, plan.invoice) for plan in plans if plan.paid])
+    return len(plans)
+
+
+def _renewal_invoice(plan: _Renewing) -> dict:
+    """The renewal's invoice document (for `issuing_invoices`)."""
+    quote, billing_date = plan.quote, plan.billing_date
     plural = "s" if quote.quantity > 1 else ""
-    with issuing_invoice(
-        account=account, kind=Invoice.RENEWAL, lines=quote.lines,
+    return dict(
+        account=plan.account, kind=Invoice.RENEWAL, lines=quote.lines,
         description=f"Renewal of {quote.quantity} license{plural} on {billing_date:%b} {billing_date.day}, "
                     f"{billing_date.year}",
         subtotal=quote.subtotal, discount_total=quote.volume_discount, credit_applied=quote.credit_applied,
-        total=quote.total_due, status=Invoice.PAID if paid else Invoice.OPEN, issued_on=now.date(),
-        status_reason="Issued; paid by credit" if paid else "Issued; the default card is charged next",
+        total=quote.total_due, status=Invoice.PAID if plan.paid else Invoice.OPEN,
+        issued_on=clock.today(plan.account),
+        status_reason="Issued; paid by credit" if plan.paid else "Issued; the default card is charged next",
         service_from=billing_date, service_to=quote.service_to,
-    ) as invoice:
-        if quote.credit_applied:
-            CreditEntry.objects.create(account=account, kind=CreditEntry.APPLIED, amount=-quote.credit_applied,
-                                       invoice=invoice, note="Applied to a renewal", created_at=now)
-        renewal = Renewal.objects.create(account=account, billing_date=billing_date, invoice=invoice,
-                                         status=Renewal.PAID if paid else Renewal.ISSUED, created_at=now)
-        switched = _changes_apply(account, billing_date, renewing)
-        for lic in renewing:
-            renewed = by_id[lic.pk]
-            lic.period_start, lic.period_end = switched.get(lic.pk, billing_date), renewed.renews_to
-            lic.list_price, lic.discount_rate = renewed.list_price, renewed.rate
-        License.objects.bulk_update(renewing, ["period_start", "period_end", "list_price", "discount_rate", "tier",
-                                               "period", "next_tier", "next_period", "group"])
+    )
+
+
+RENEWED_FIELDS = ["period_start", "period_end", "list_price", "discount_rate"]
+CHANGED_FIELDS = [*RENEWED_FIELDS, "tier", "period", "next_tier", "next_period", "group"]
+
+
+def _licenses_renew(plans: list[_Renewing]) -> None:
+    """Each renewing license takes its new period, list price and rate; one with a scheduled change also
+    its new tier, period and group. One UPDATE per set of new values, which a batch's licenses share."""
+    same: dict[tuple, list[int]] = {}
+    changed, switching = [], []
+    for plan in plans:
+        changing = [lic for lic in plan.licenses if lic.change_scheduled]
+        switched = _changes_apply(plan.account, plan.billing_date, changing) if changing else {}
         if switched:
-            groups_close(account, today=billing_date)
-        LicenseTerm.objects.bulk_create(
-            LicenseTerm(license_id=renewed.id, kind=LicenseTerm.RENEWAL, starts_on=billing_date,
-                        ends_on=renewed.renews_to, tier=renewed.tier, period=renewed.period,
-                        list_price=renewed.list_price, rate=renewed.rate, paid=renewed.paid, invoice=invoice,
-                        created_at=now)
-            for renewed in quote.licenses)
-        if not paid:
-            _charge_record(account, invoice, renewal, description=f"Renewal {billing_date:%Y-%m-%d}")
-    if paid:
-        _receipt(account, invoice)
-    return renewal
+            switching.append(plan)
+        renewed_as = {renewed.id: renewed for renewed in plan.quote.licenses}
+        for lic in plan.licenses:
+            renewed = renewed_as[lic.pk]
+            lic.period_start, lic.period_end = switched.get(lic.pk, plan.billing_date), renewed.renews_to
+            lic.list_price, lic.discount_rate = renewed.list_price, renewed.rate
+            if lic in changing:
+                changed.append(lic)
+            else:
+                same.setdefault(tuple(getattr(lic, name) for name in RENEWED_FIELDS), []).append(lic.pk)
+    for values, ids in same.items():
+        License.objects.filter(pk__in=ids).update(**dict(zip(RENEWED_FIELDS, values, strict=True)))
+    if changed:
+        rows_update(License, changed, CHANGED_FIELDS)
+    for plan in switching:  # once the licenses that moved group are written
+        groups_close(plan.account, today=plan.billing_date)
 
 
 def _changes_apply(account: Account, billing_date: datetime.date, renewing: list[License]) -> dict[int, datetime.date]:
@@ -231,123 +325,198 @@ def _changes_apply(account: Account, billing_date: datetime.date, renewing: list
 
 def _charge_record(account: Account, invoice: Invoice, renewal: Renewal, *, description: str,
                    off_session: bool = True) -> PaymentAttempt:
-    # A pending charge of the open invoice on the default card (none usable: it fails at once,
-    # and dunning goes on from there). The charge step sends it.
-    card = default_card(account)
-    attempt = attempt_begin(account=account, card=card, purpose=PaymentAttempt.RENEWAL, kind=PaymentAttempt.CHARGE,
-                            amount=invoice.total, key_base=f"invoice:{invoice.pk}", description=description,
-                            invoice=invoice, off_session=off_session)
+    # A pending charge of the open invoice on the default card (a retry, or Pay now). The charge step sends it.
+    attempt = attempt_begin(account=account, card=default_card(account), purpose=PaymentAttempt.RENEWAL,
+                            kind=PaymentAttempt.CHARGE, amount=invoice.total, key_base=f"invoice:{invoice.pk}",
+                            description=description, invoice=invoice, off_session=off_session)
+    _fail_without_card(account, attempt)
+    return attempt
+
+
+def _charges_record(charges: list[tuple[Account, Invoice, str]]) -> None:
+    """The first charges of invoices a batch has just issued, (account, invoice, description) each: pending,
+    on each account's default card, in one insert. The charge step sends them."""
+    cards = default_cards([account.pk for account, _, _ in charges])
+    attempts = attempts_begin_first(attempts=[
+        dict(account=account, card=cards.get(account.pk), purpose=PaymentAttempt.RENEWAL, kind=PaymentAttempt.CHARGE,
+             amount=invoice.total, key_base=f"invoice:{invoice.pk}", description=description, invoice=invoice,
+             off_session=True)
+        for account, invoice, description in charges])
+    for (account, _, _), attempt in zip(charges, attempts, strict=True):
+        _fail_without_card(account, attempt)
+
+
+def _fail_without_card(account: Account, attempt: PaymentAttempt) -> None:
+    # No usable default card: the charge fails at once, nothing sent, and dunning goes on from there.
+    card = attempt.card
     if card is None or card.is_expired(clock.today(account)):
         reason = "There is no default card to charge." if card is None else "The default card has expired."
         PaymentAttempt.objects.filter(pk=attempt.pk).update(status=PaymentAttempt.FAILED, failure_reason=reason)
         transaction.on_commit(lambda: renewal_charge_outcome(PaymentAttempt.objects.get(pk=attempt.pk)))
-    return attempt
 
 
 # --- 2. the charge step -----------------------------------------------------------------------------
 
-def _claim(limit: int, *, account: Account | None = None) -> list[PaymentAttempt]:
-    """Take up to `limit` unsent renewal charges (or ones a dead worker left), marking them sent."""
+def _claim(limit: int | None, *, accounts: list[Account] | None = None) -> list[PaymentAttempt]:
+    """Take up to `limit` unsent renewal charges (or ones a dead worker left), of these accounts or of
+    all, marking them sent; each comes with its card, so sending it reads nothing more from the database."""
     now = clock.now()
     with transaction.atomic():
         waiting = PaymentAttempt.objects.filter(
             purpose=PaymentAttempt.RENEWAL, kind=PaymentAttempt.CHARGE, status=PaymentAttempt.PENDING,
             off_session=True).filter(Q(sent_at__isnull=True) | Q(sent_at__lt=now - CLAIM_TIMEOUT))
-        if account is not None:
-            waiting = waiting.filter(account=account)
+        if accounts is not None:
+            waiting = waiting.filter(account_id__in=[account.pk for account in accounts])
         if connection.features.has_select_for_update_skip_locked:
-            waiting = waiting.select_for_update(skip_locked=True)
-        claimed = list(waiting.order_by("pk")[:limit])
+            waiting = waiting.select_for_update(skip_locked=True, of=("self",))
+        claimed = list(waiting.select_related("card").order_by("pk")[:limit])
         PaymentAttempt.objects.filter(pk__in=[attempt.pk for attempt in claimed]).update(sent_at=now)
     return claimed
 
 
-def _send_all(attempts: list[PaymentAttempt], concurrency: int) -> list[PaymentAttempt | None]:
-    """Send these charges from `concurrency` threads, each on its own connection, closed at its end."""
-    work: queue.SimpleQueue = queue.SimpleQueue()
-    for attempt in attempts:
-        work.put(attempt)
-    results: list[PaymentAttempt | None] = []
+def renewal_charges_send(*, concurrency: int | None = None, account: Account | None = None,
+                         batch: int | None = None) -> "RunSummary":
+    """The charge step: send every pending renewal charge (of one account, or of all) to the processor,
+    `concurrency` at a time, outside every transaction, a claimed batch at a time, each batch's answers
+    settled before the next is claimed; the outcomes and the sum charged."""
+    with ChargeSender(concurrency) as sender:
+        # A few rounds of the pool at a time: a worker that dies leaves few charges claimed, unsent, and
+        # each batch's answers are recorded soon after the processor gave them.
+        batch = batch or max(4 * sender.concurrency, 25)
+        while claimed := _claim(batch, accounts=None if account is None else [account]):
+            sender.send(claimed)
+            sender.settle(wait=True)
+    return sender.summary
 
-    def sender():
+
+class ChargeSender:
+    """Renewal charges on their way to the processor: sent from a pool of `concurrency` threads (each
+    waits on the processor, and none touches the database) while the caller goes on with its work;
+    their answers recorded and settled in the caller's thread, on its one connection, when it calls
+    `settle`, and all of them as the block ends. With a concurrency of 1, sent at once, in this thread."""
+
+    def __init__(self, concurrency: int | None = None):
+        self.concurrency = concurrency or settings.BILLING_CHARGE_CONCURRENCY
+        self.pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="charge")
+        self.in_flight: set[Future] = set()
+        self.answered: list[tuple[PaymentAttempt, PaymentOutcome | Exception]] = []
+        self.summary = RunSummary()
+
+    def __enter__(self) -> "ChargeSender":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
         try:
-            while True:
-                try:
-                    attempt = work.get_nowait()
-                except queue.Empty:
-                    return
-                results.append(_send_one(attempt))
+            self.settle(wait=True)  # whatever the processor answered is recorded, even after an error here
         finally:
-            connection.close()
+            self.pool.shutdown()
 
-    threads = [threading.Thread(target=sender, name=f"charge-{n}") for n in range(min(concurrency, len(attempts)))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
+    def send(self, attempts: list[PaymentAttempt]) -> None:
+        for attempt in attempts:
+            if self.concurrency == 1:
+                self.answered.append(_answer(attempt))
+            else:
+                self.in_flight.add(self.pool.submit(_answer, attempt))
+
+    def settle(self, *, wait: bool = False, at_least: int = 1) -> None:
+        """Record and settle the answers back so far, if there are `at_least` (with `wait`, once every
+        charge sent has its answer): a few larger batches cost far fewer queries than many small ones."""
+        done, in_flight = futures_wait(self.in_flight, timeout=None if wait else 0)
+        if not wait and len(done) + len(self.answered) < at_least:
+            return
+        self.in_flight = in_flight
+        answers, self.answered = self.answered + [future.result() for future in done], []
+        for attempt in _settle(sorted(answers, key=lambda answer: answer[0].pk)) if answers else ():
+            self.summary.outcomes[attempt.status if attempt else "error"] += 1
+            if attempt and attempt.status == PaymentAttempt.SUCCEEDED:
+                self.summary.charged += attempt.amount
 
 
-def _send_one(attempt: PaymentAttempt) -> PaymentAttempt | None:
+def _answer(attempt: PaymentAttempt) -> tuple[PaymentAttempt, PaymentOutcome | Exception]:
+    """The processor's answer to one claimed charge: an outcome, ProcessorUnavailable, or the error it
+    raised (logged; the charge is left to reconciliation)."""
     try:
-        return attempt_send_and_settle(attempt)
-    except Exception:  # one charge's failure never stops the others; reconciliation has it
+        return attempt, attempt_call(attempt)
+    except ProcessorUnavailable as error:
+        return attempt, error
+    except Exception as error:  # one charge's failure never stops the others; reconciliation has it
+        log.exception("renewal charge %s could not be sent", attempt.pk)
+        return attempt, error
+
+
+def _settle(answers: list[tuple[PaymentAttempt, PaymentOutcome | Exception]]) -> list[PaymentAttempt | None]:
+    """Record a batch's answers and settle their renewals, a transaction for each step; should that fail,
+    one answer at a time (each step is idempotent), so one bad answer never stops the others."""
+    answered = [(attempt, answer) for attempt, answer in answers
+                if isinstance(answer, PaymentOutcome | ProcessorUnavailable)]
+    try:
+        recorded = attempts_record(answered)
+        renewal_charges_outcome(recorded)
+    except Exception:
+        log.exception("a batch of %s renewal charges could not be settled together; settling one by one",
+                      len(answered))
+        recorded = [_settle_one(attempt, answer) for attempt, answer in answered]
+    by_pk = {attempt.pk: attempt for attempt in recorded if attempt is not None}
+    return [by_pk.get(attempt.pk) for attempt, _ in answers]
+
+
+def _settle_one(attempt: PaymentAttempt, answer: PaymentOutcome | ProcessorUnavailable) -> PaymentAttempt | None:
+    try:
+        (recorded,) = attempts_record([(attempt, answer)])
+        renewal_charge_outcome(recorded)
+        return recorded
+    except Exception:  # reconciliation has it
         log.exception("renewal charge %s could not be settled", attempt.pk)
         return None
 
 
-def renewal_charges_send(*, concurrency: int | None = None, account: Account | None = None,
-                         batch: int = 500) -> "RunSummary":
-    """Send every pending renewal charge to the processor, `concurrency` at a time (outside every
-    transaction: threads, since each call waits on the processor); the outcomes and the sum charged."""
-    concurrency = concurrency or settings.BILLING_CHARGE_CONCURRENCY
-    summary = RunSummary()
-    while claimed := _claim(batch, account=account):
-        sent = [_send_one(attempt) for attempt in claimed] if concurrency == 1 else _send_all(claimed, concurrency)
-        for attempt in sent:
-            summary.outcomes[attempt.status if attempt else "error"] += 1
-            if attempt and attempt.status == PaymentAttempt.SUCCEEDED:
-                summary.charged += attempt.amount
-    return summary
-
-
-def attempt_send_and_settle(attempt: PaymentAttempt) -> PaymentAttempt:
-    """Send one renewal charge and settle what the processor said (in the caller's thread)."""
-    attempt = attempt_send(attempt)
-    renewal_charge_outcome(attempt)
-    return attempt
-
-
-def renewal_charge_outcome(attempt: PaymentAttempt) -> Renewal | None:
+def renewal_charge_outcome(attempt: PaymentAttempt) -> None:
     """Settle a renewal charge's answer: paid, or past due with the next retry, or failed for good.
 
     Idempotent per attempt (an answer recorded once moves the renewal once). Attempts still in
     flight are not answers: pending and unknown ones are the charge step's and reconciliation's, and
     one waiting for the owner to authenticate (Pay now) is settled when they confirm it.
     """
-    if attempt.status in PaymentAttempt.IN_FLIGHT:
-        return None
+    renewal_charges_outcome([attempt])
+
+
+def renewal_charges_outcome(attempts: list[PaymentAttempt]) -> None:
+    """`renewal_charge_outcome` for many answers (a charge step's batch), in one transaction: their
+    accounts locked in id order, the renewals paid together, each failure through dunning."""
+    answered = [attempt for attempt in attempts if attempt.status not in PaymentAttempt.IN_FLIGHT]
+    if not answered:
+        return
     with transaction.atomic():
-        account = account_lock_by_id(attempt.account_id)
-        renewal = (Renewal.objects.select_for_update(of=("self",)).select_related("invoice")
-                   .get(invoice_id=attempt.invoice_id))
-        attempt = PaymentAttempt.objects.get(pk=attempt.pk)
-        if renewal.settled_attempt_id is not None and attempt.pk <= renewal.settled_attempt_id:
-            return renewal  # this answer (or a later one) has moved it already
-        renewal.settled_attempt_id = attempt.pk
-        renewal.save(update_fields=["settled_attempt_id"])
-        if attempt.status == PaymentAttempt.SUCCEEDED:
-            _renewal_paid(account, renewal)
-        elif renewal.status in (Renewal.ISSUED, Renewal.PAST_DUE):
-            _renewal_charge_failed(account, renewal, attempt)
-        return renewal
+        accounts = {account.pk: account for account in Account.objects.select_for_update()
+                    .filter(pk__in={attempt.account_id for attempt in answered}).order_by("pk")}
+        renewals = {renewal.invoice_id: renewal for renewal in Renewal.objects.select_for_update(of=("self",))
+                    .select_related("invoice").filter(invoice_id__in=[attempt.invoice_id for attempt in answered])}
+        paid = []
+        for attempt in PaymentAttempt.objects.filter(pk__in=[attempt.pk for attempt in answered]).order_by("pk"):
+            account, renewal = accounts[attempt.account_id], renewals[attempt.invoice_id]
+            if renewal.settled_attempt_id is not None and attempt.pk <= renewal.settled_attempt_id:
+                continue  # this answer (or a later one) has moved it already
+            renewal.settled_attempt_id = attempt.pk
+            if attempt.status == PaymentAttempt.SUCCEEDED:
+                paid.append((account, renewal))
+                continue
+            renewal.save(update_fields=["settled_attempt_id"])
+            if renewal.status in (Renewal.ISSUED, Renewal.PAST_DUE):
+                _renewal_charge_failed(account, renewal, attempt)
+        _renewals_paid(paid)
 
 
-def _renewal_paid(account: Account, renewal: Renewal) -> None:
-    renewal.status, renewal.next_retry_on = Renewal.PAID, None
-    renewal.save(update_fields=["status", "next_retry_on"])
-    License.objects.filter(terms__invoice=renewal.invoice, status=License.PAST_DUE).update(status=License.ACTIVE)
-    _receipt(account, renewal.invoice)
+def _renewals_paid(paid: list[tuple[Account, Renewal]]) -> None:
+    """These renewals are paid (inside the caller's locked transaction): their licenses past due are
+    active again at once, and each account gets its receipt."""
+    if not paid:
+        return
+    for _, renewal in paid:
+        renewal.status, renewal.next_retry_on = Renewal.PAID, None
+    rows_update(Renewal, [renewal for _, renewal in paid], ["status", "next_retry_on", "settled_attempt_id"])
+    License.objects.filter(terms__invoice_id__in=[renewal.invoice_id for _, renewal in paid],
+                           status=License.PAST_DUE).update(status=License.ACTIVE)
+    _receipts([(account, renewal.invoice) for account, renewal in paid])
 
 
 def past_due_pay_from_credit(account: Account, *, user=None) -> list[Renewal]:
@@ -367,7 +536,7 @@ def past_due_pay_from_credit(account: Account, *, user=None) -> list[Renewal]:
                                    note=f"Paid {invoice.number} from credit", created_by=user,
                                    created_at=clock.now(account))
         invoice_status_set(invoice=invoice, to_status=Invoice.PAID, reason="Paid from credit", user=user)
-        _renewal_paid(account, renewal)
+        _renewals_paid([(account, renewal)])
         balance -= invoice.total
         paid.append(renewal)
     return paid
@@ -411,7 +580,8 @@ def renewal_fail(account: Account, renewal: Renewal) -> None:
                    note_reason="Renewal not paid: cancelled")
     renewal_end(account, renewal)
     email_account(account, "Your Pictor licenses have ended",
-                  f"The renewal on {renewal.billing_date} could not be charged, so invoice {invoice.number} is "
+                  f"The renewal on {pricing.day_words(renewal.billing_date)} could not be charged, so invoice "
+                  f"{invoice.number} is "
                   "cancelled and the licenses it renewed have ended. Buy licenses again from the Billing area.")
 
 
@@ -443,10 +613,11 @@ def renewal_end(account: Account, renewal: Renewal) -> None:
     renewal.save(update_fields=["status", "next_retry_on", "failed_attempts", "first_failed_on"])
 
 
-def _receipt(account: Account, invoice: Invoice) -> None:
-    email_account(account, f"Receipt for invoice {invoice.number}",
-                  f"{invoice.description}: {format_usd(invoice.total)} paid. Thank you. The invoice is on the "
-                  "Invoices tab of the Billing area.")
+def _receipts(paid: list[tuple[Account, Invoice]]) -> None:
+    """A receipt to each account for its invoice paid (once the caller's transaction commits)."""
+    email_accounts([(account, f"Receipt for invoice {invoice.number}",
+                     f"{invoice.description}: {format_usd(invoice.total)} paid. Thank you. The invoice is on the "
+                     "Invoices tab of the Billing area.") for account, invoice in paid])
 
 
 # --- 3. retries and Pay now ---------------------------------------------------------------------------
@@ -465,7 +636,7 @@ def retries_prepare(account: Account, upto: datetime.date) -> int:
                 renewal.next_retry_on = None  # taken: the outcome sets the next one
                 renewal.save(update_fields=["next_retry_on"])
                 _charge_record(account, renewal.invoice, renewal,
-                               description=f"Renewal {renewal.billing_date:%Y-%m-%d}, retry")
+                               description=f"Renewal of {pricing.day_words(renewal.billing_date)} (retry)")
                 made += 1
         except IntegrityError:
             pass  # an attempt for this invoice is already in flight (Pay now): it decides
@@ -485,7 +656,7 @@ def renewal_pay_now(*, account: Account, renewal: Renewal) -> PaymentAttempt:
         if renewal.invoice is None or renewal.invoice.status != Invoice.OPEN:
             raise NothingToPay(renewal.pk)
         attempt = _charge_record(account, renewal.invoice, renewal, off_session=False,
-                                 description=f"Renewal {renewal.billing_date:%Y-%m-%d}, paid now")
+                                 description=f"Renewal of {pricing.day_words(renewal.billing_date)} (paid now)")
     attempt = PaymentAttempt.objects.get(pk=attempt.pk)
     if attempt.status == PaymentAttempt.PENDING:
         attempt = attempt_send(attempt)
@@ -529,20 +700,57 @@ class RunSummary:
         self.charged += other.charged
 
 
-def account_prepare(account: Account, upto: datetime.date) -> RunSummary:
-    """The database work for one account: every missed billing date up to `upto`, oldest first, then
-    its retries due. No processor call."""
-    summary = RunSummary(accounts=1)
-    started = clock.now(account)
-    expired_before = License.objects.filter(account=account, status=License.EXPIRED).count()
-    done: set[datetime.date] = set()
-    # Oldest first, again after each date: a date renewed may bring the next one within reach
-    # (a run that missed a month bills both months).
-    while billing_date := next((d for d in due_dates(account, upto) if d not in done), None):
-        done.add(billing_date)
-        renewal = renewal_prepare(account, billing_date)
-        if renewal is not None and renewal.invoice_id and renewal.created_at >= started:
-            summary.renewed += 1
-    summary.retries = retries_prepare(account, upto)
-    summary.expired = License.objects.filter(account=account, status=License.EXPIRED).count() - expired_before
+# A renewal task prepares its accounts this many at a time, in a transaction each, and sends each
+# group's charges while it prepares the next: the processor's latency overlaps the database work.
+CHARGED_AHEAD = 50
+
+
+def accounts_renew(accounts: list[Account], upto: datetime.date, *, concurrency: int | None = None) -> RunSummary:
+    """A batch's whole run (a renewal task's): its accounts prepared CHARGED_AHEAD at a time
+    (`accounts_prepare`), each group's charges sent to the processor (`ChargeSender`) while the next
+    group is prepared, and every answer settled before it returns."""
+    summary = RunSummary()
+    with ChargeSender(concurrency) as sender:
+        for start in range(0, len(accounts), CHARGED_AHEAD):
+            group = accounts[start:start + CHARGED_AHEAD]
+            summary.add(accounts_prepare(group, upto))
+            sender.send(_claim(None, accounts=group))
+            sender.settle(at_least=CHARGED_AHEAD)
+    summary.add(sender.summary)
     return summary
+
+
+def account_prepare(account: Account, upto: datetime.date) -> RunSummary:
+    """The database work for one account (`accounts_prepare` for a batch of one)."""
+    return accounts_prepare([account], upto)
+
+
+def accounts_prepare(accounts: list[Account], upto: datetime.date) -> RunSummary:
+    """The database work for a batch of accounts: each one's missed billing dates up to `upto`, oldest
+    first, a transaction for the batch's dates of each round, then their retries due. No processor call."""
+    summary = RunSummary(accounts=len(accounts))
+    by_id = {account.pk: account for account in accounts}
+    expired_before = License.objects.filter(account_id__in=by_id, status=License.EXPIRED).count()
+    done: dict[int, set[datetime.date]] = {pk: set() for pk in by_id}
+    # Oldest first, again after each round: a date renewed may bring the next one within reach
+    # (a run that missed a month bills both months).
+    while due := _oldest_due(by_id, upto, done):
+        for account, billing_date in due:
+            done[account.pk].add(billing_date)
+        summary.renewed += renewals_prepare(due)
+    retrying = Renewal.objects.filter(account_id__in=by_id, status=Renewal.PAST_DUE, next_retry_on__lte=upto)
+    for account_id in sorted(set(retrying.values_list("account_id", flat=True))):
+        summary.retries += retries_prepare(by_id[account_id], upto)
+    summary.expired = License.objects.filter(account_id__in=by_id, status=License.EXPIRED).count() - expired_before
+    return summary
+
+
+def _oldest_due(accounts: dict[int, Account], upto: datetime.date,
+                done: dict[int, set[datetime.date]]) -> list[tuple[Account, datetime.date]]:
+    """Each account's oldest billing date on or before `upto` not done yet (`due_dates`, for a batch)."""
+    oldest: dict[int, datetime.date] = {}
+    for account_id, billing_date in (License.objects.filter(account_id__in=accounts, period_end__lte=upto).active()
+                                     .order_by().values_list("account_id", "period_end").distinct()):
+        if billing_date not in done[account_id] and billing_date < oldest.get(account_id, datetime.date.max):
+            oldest[account_id] = billing_date
+    return [(accounts[account_id], oldest[account_id]) for account_id in sorted(oldest)]

@@ -1,4 +1,4 @@
-"""The billing run: everything due on or before a date, account by account, then the charges.
+"""The billing run: everything due on or before a date, a batch of accounts at a time, with its charges.
 
 The daily run (the scheduler's tasks, or `manage.py billing_run`) leaves test accounts out; a test
 clock's advance runs the very same steps for its one account, day by day, in the calling process.
@@ -6,23 +6,29 @@ clock's advance runs the very same steps for its one account, day by day, in the
 
 import datetime
 
+from django.conf import settings
+
 from accounts.models import Account
-from billing.notices import notices_send
-from billing.renewals import RunSummary, account_prepare, accounts_due, renewal_charges_send
+from billing.notices import accounts_notices_send, notices_send
+from billing.renewals import RunSummary, account_prepare, accounts_due, accounts_renew, renewal_charges_send
 
 
 def billing_run(*, upto: datetime.date, concurrency: int | None = None, progress=None) -> RunSummary:
-    """Renew what is due on or before `upto` for every real account, then send the charges.
+    """Renew and charge what is due on or before `upto` for every real account, then send any charge
+    left pending (one a dead worker claimed, say).
 
-    `progress(done, due)` is called as accounts are done. Safe to run twice, or beside workers.
+    Accounts go in batches of BILLING_ACCOUNTS_PER_TASK, as the scheduler's tasks take them (the same
+    `accounts_renew`); `progress(done, due)` is called after each batch. Safe to run twice, or beside workers.
     """
     due = list(accounts_due(upto))
     summary = RunSummary()
-    for done, account in enumerate(Account.objects.filter(pk__in=due).order_by("pk").iterator(), start=1):
-        summary.add(account_prepare(account, upto))
-        notices_send(account, upto)
+    size = settings.BILLING_ACCOUNTS_PER_TASK
+    for start in range(0, len(due), size):
+        batch = list(Account.objects.filter(pk__in=due[start:start + size]).order_by("pk"))
+        summary.add(accounts_renew(batch, upto, concurrency=concurrency))
+        accounts_notices_send(batch, upto)
         if progress is not None:
-            progress(done, len(due))
+            progress(min(start + size, len(due)), len(due))
     summary.add(renewal_charges_send(concurrency=concurrency))
     return summary
 

@@ -17,6 +17,7 @@ from django.db.models import Sum
 
 from invoices.models import Invoice, InvoiceLine, InvoiceSequence, InvoiceStatusChange
 from pictor_billing import clock
+from pictor_billing.bulk import rows_update
 from pictor_billing.money import ZERO
 from pictor_billing.pricing import QuoteLine
 
@@ -155,6 +156,87 @@ def invoice_issue(**document) -> Invoice:
     return invoice
 
 
+@contextmanager
+def issuing_invoices(documents: list[dict]):
+    """`issuing_invoice` for many invoices at once (the billing run's batches): every row in three
+    inserts now, every number as the block ends, one sequence update per series and year.
+
+    Each document takes `issuing_invoice`'s keywords but `attempt_id` and `user`; the invoices are
+    yielded in the documents' order and numbered in that order. The same rule holds: the block ends
+    the caller's transaction's work, so each year's number is locked only until its commit.
+    """
+    for document in documents:
+        if sum((line.amount for line in document["lines"]), ZERO) != document["total"]:
+            raise ValueError("invoice lines must sum to its total")
+    if not connection.in_atomic_block:
+        raise RuntimeError("an invoice is issued inside the transaction that records what it bills")
+    seller = settings.SELLER
+    invoices = Invoice.objects.bulk_create([
+        Invoice(account=doc["account"], series=doc["account"].invoice_series, year=doc["issued_on"].year,
+                kind=doc["kind"], service_from=doc.get("service_from"), service_to=doc.get("service_to"),
+                issued_on=doc["issued_on"], description=doc["description"][:200], status=doc["status"],
+                subtotal=doc["subtotal"], discount_total=doc["discount_total"], credit_applied=doc["credit_applied"],
+                total=doc["total"], refers_to=doc.get("refers_to"), buyer_name=doc["account"].name,
+                buyer_address="\n".join(doc["account"].address_lines), buyer_vat_id=doc["account"].vat_id,
+                seller_name=seller["name"], seller_address=seller["address"], seller_email=seller["email"],
+                seller_vat_id=seller["vat_id"], created_at=clock.now(doc["account"]))
+        for doc in documents])
+    InvoiceLine.objects.bulk_create(
+        InvoiceLine(invoice=invoice, position=position, kind=line.kind, description=line.description[:300],
+                    quantity=line.quantity, unit_price=line.unit_price, amount=line.amount)
+        for invoice, doc in zip(invoices, documents, strict=True)
+        for position, line in enumerate(doc["lines"], start=1))
+    InvoiceStatusChange.objects.bulk_create(
+        InvoiceStatusChange(invoice=invoice, from_status="", to_status=invoice.status,
+                            reason=doc.get("status_reason", "Issued")[:200], changed_at=invoice.created_at)
+        for invoice, doc in zip(invoices, documents, strict=True))
+    yield invoices
+    _numbers_take(invoices)
+
+
+def _numbers_take(invoices: list[Invoice]) -> None:
+    """Number these invoices, in their order, as the last statements before the caller commits: one
+    statement per series and year takes all its numbers and writes them (on PostgreSQL), its
+    sequence rows locked in one order, so two batches cannot wait on each other."""
+    by_sequence: dict[tuple[str, int], list[Invoice]] = {}
+    for invoice in invoices:
+        by_sequence.setdefault((invoice.series, invoice.year), []).append(invoice)
+    sequences = connection.ops.quote_name(InvoiceSequence._meta.db_table)
+    table = connection.ops.quote_name(Invoice._meta.db_table)
+    for (series, year), batch in sorted(by_sequence.items()):
+        prefix, count = f"PB-{series}-{year}-" if series else f"PB-{year}-", len(batch)
+        for _ in range(2):
+            with connection.cursor() as cursor:
+                if connection.vendor == "postgresql":
+                    cursor.execute(
+                        f"WITH taken AS (UPDATE {sequences} SET last_number = last_number + %s "  # noqa: S608
+                        "WHERE series = %s AND year = %s RETURNING last_number - %s AS base) "
+                        f"UPDATE {table} SET sequence = taken.base + v.k, "
+                        "number = %s || lpad((taken.base + v.k)::text, 6, '0') "
+                        "FROM taken, unnest(%s::bigint[]) WITH ORDINALITY AS v(id, k) "
+                        f"WHERE {table}.id = v.id AND {table}.sequence IS NULL RETURNING taken.base",
+                        [count, series, year, count, prefix, [invoice.pk for invoice in batch]])
+                    rows = cursor.fetchall()
+                    base = rows[0][0] if len(rows) == count else None
+                    if rows and base is None:
+                        raise RuntimeError(f"could not number {count} invoices of {year}")
+                else:
+                    cursor.execute(f"UPDATE {sequences} SET last_number = last_number + %s "  # noqa: S608
+                                   "WHERE series = %s AND year = %s RETURNING last_number - %s",
+                                   [count, series, year, count])
+                    row = cursor.fetchone()
+                    base = row[0] if row is not None else None
+            if base is not None:
+                for k, invoice in enumerate(batch, start=1):
+                    invoice.sequence, invoice.number = base + k, f"{prefix}{base + k:06d}"
+                if connection.vendor != "postgresql":  # the numbers taken, written in one statement
+                    rows_update(Invoice, batch, ["sequence", "number"])
+                break
+            InvoiceSequence.objects.get_or_create(series=series, year=year)  # the first of its year: then number them
+        else:
+            raise RuntimeError(f"could not number the invoices of {year}")
+
+
 @transaction.atomic
 def invoice_status_set(*, invoice: Invoice, to_status: str, reason: str, attempt_id: int | None = None,
                        user=None) -> Invoice:
@@ -182,6 +264,36 @@ def invoice_status_set(*, invoice: Invoice, to_status: str, reason: str, attempt
                                        changed_at=clock.now(invoice.account))
     invoice.status = to_status
     return invoice
+
+
+@transaction.atomic
+def invoices_status_set(*, moves: list[tuple[Invoice, str, str, int | None]]) -> list[Invoice]:
+    """`invoice_status_set` for many invoices in one transaction: each move is (invoice, to status,
+    reason, attempt id). The invoices are locked and read again first, so each moves from the status it
+    has now, in one UPDATE per kind of move, and each move is recorded. One already there is left as it
+    is; those the rules do not let move are returned (where `invoice_status_set` would refuse)."""
+    if not moves:
+        return []
+    current = dict(Invoice.objects.select_for_update().filter(pk__in=[invoice.pk for invoice, *_ in moves])
+                   .order_by("pk").values_list("pk", "status"))
+    refused, changes, by_move = [], [], {}
+    for invoice, to_status, reason, attempt_id in moves:
+        from_status = current[invoice.pk]
+        if from_status == to_status:
+            invoice.status = to_status
+        elif (from_status, to_status) not in STATUS_MOVES:
+            invoice.status = from_status
+            refused.append(invoice)
+        else:
+            by_move.setdefault((from_status, to_status), []).append(invoice.pk)
+            changes.append(InvoiceStatusChange(invoice=invoice, from_status=from_status, to_status=to_status,
+                                               reason=reason[:200], attempt_id=attempt_id,
+                                               changed_at=clock.now(invoice.account)))
+            invoice.status = current[invoice.pk] = to_status
+    for (from_status, to_status), ids in by_move.items():
+        Invoice.objects.filter(pk__in=ids)._status_move(from_status=from_status, to_status=to_status)
+    InvoiceStatusChange.objects.bulk_create(changes)
+    return refused
 
 
 def credited_so_far(invoice: Invoice) -> Decimal:

@@ -17,16 +17,18 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
+from django.db.models import Sum
 
 from accounts.models import Account
 from accounts.services import account_lock
 from invoices.models import Invoice
-from invoices.services import InvoiceStatusRefused, invoice_status_set
+from invoices.services import InvoiceStatusRefused, invoice_status_set, invoices_status_set
 from payments import gateway as gw
 from payments.gateway import CardGateway, PaymentOutcome, ProcessorUnavailable
 from payments.models import Card, CreditEntry, PaymentAttempt, ProcessorCustomer
 from payments.sandbox import SandboxGateway
 from pictor_billing import clock
+from pictor_billing.bulk import rows_update
 from pictor_billing.money import ZERO, format_usd, to_minor_units
 
 log = logging.getLogger(__name__)
@@ -101,10 +103,22 @@ def credit_balance(account: Account) -> Decimal:
     return CreditEntry.objects.filter(account=account).balance()
 
 
+def credit_balances(account_ids) -> dict[int, Decimal]:
+    """`credit_balance` of many accounts in one query: {account id: balance} (zero ones too)."""
+    found = dict(CreditEntry.objects.filter(account_id__in=account_ids).order_by().values("account_id")
+                 .annotate(total=Sum("amount")).values_list("account_id", "total"))
+    return {account_id: found.get(account_id) or ZERO for account_id in account_ids}
+
+
 # --- cards ------------------------------------------------------------------------------------------
 
 def default_card(account: Account) -> Card | None:
     return Card.objects.filter(account=account, is_default=True).first()
+
+
+def default_cards(account_ids) -> dict[int, Card]:
+    """`default_card` of many accounts in one query: {account id: card}, accounts without one left out."""
+    return {card.account_id: card for card in Card.objects.filter(account_id__in=account_ids, is_default=True)}
 
 
 def chargeable_card(account: Account) -> Card:
@@ -254,35 +268,101 @@ def attempt_begin(
     )
 
 
+def attempts_begin_first(*, attempts: list[dict]) -> list[PaymentAttempt]:
+    """Record many pending attempts in one insert (each with `attempt_begin`'s keywords), inside the
+    caller's transaction with their accounts locked, for key bases never used before (the invoices a
+    batch has just issued): each key is `<key_base>:1`, and the unique key refuses a base used already."""
+    gateway = get_gateway().name
+    rows = []
+    for spec in attempts:
+        if spec["amount"] <= ZERO:
+            raise ValueError("an attempt moves a positive amount")
+        rows.append(PaymentAttempt(
+            account=spec["account"], card=spec["card"], invoice=spec.get("invoice"), purpose=spec["purpose"],
+            kind=spec["kind"], amount=spec["amount"], description=spec["description"][:200],
+            off_session=spec.get("off_session", False), idempotency_key=f"{spec['key_base']}:1", gateway=gateway,
+            order=spec.get("order") or {}, created_at=clock.now(spec["account"])))
+    return PaymentAttempt.objects.bulk_create(rows)
+
+
 @transaction.atomic
 def attempt_record(attempt: PaymentAttempt, outcome: PaymentOutcome) -> PaymentAttempt:
     """Record the processor's answer (forward moves only); a success marks the invoice it pays paid."""
     attempt = (PaymentAttempt.objects.select_for_update(of=("self",))
                .select_related("invoice__account", "card").get(pk=attempt.pk))
+    if not _answer_apply(attempt, outcome):
+        return attempt
+    attempt.save(update_fields=ANSWER_FIELDS)
+    if _pays_invoice(attempt):
+        try:
+            invoice_status_set(invoice=attempt.invoice, to_status=Invoice.PAID, attempt_id=attempt.pk,
+                               reason=_paid_reason(attempt))
+        except InvoiceStatusRefused:
+            _paid_closed_invoice(attempt)
+    return attempt
+
+
+ANSWER_FIELDS = ["status", "processor_ref", "processor_answer", "failure_reason", "updated_at"]
+
+
+def _answer_apply(attempt: PaymentAttempt, outcome: PaymentOutcome) -> bool:
+    """Move the (locked) attempt to the processor's answer, unsaved; False for a late answer, ignored."""
     status = _OUTCOME_STATUS[outcome.status]
     if attempt.kind == PaymentAttempt.REFUND and status == PaymentAttempt.REFUNDED:
         status = PaymentAttempt.SUCCEEDED  # a refund attempt succeeds by refunding
     if _RANK[status] < _RANK[attempt.status] or (
             _RANK[status] == _RANK[attempt.status] == 3 and status != attempt.status):
         log.info("attempt %s: late answer %s ignored (it is %s)", attempt.pk, status, attempt.status)
-        return attempt
+        return False
     attempt.status = status
     attempt.processor_ref = attempt.processor_ref or outcome.processor_ref
     attempt.processor_answer = {**outcome.answer, "status": outcome.status, "decline_code": outcome.decline_code,
                                 "message": outcome.message}
     attempt.failure_reason = outcome.message[:300] if status == PaymentAttempt.FAILED else ""
-    attempt.save(update_fields=["status", "processor_ref", "processor_answer", "failure_reason", "updated_at"])
-    if status == PaymentAttempt.SUCCEEDED and attempt.kind != PaymentAttempt.REFUND and attempt.invoice_id:
-        try:
-            invoice_status_set(invoice=attempt.invoice, to_status=Invoice.PAID, attempt_id=attempt.pk,
-                               reason=f"Paid: {format_usd(attempt.amount)} by {attempt.card.label}"
-                               if attempt.card else "Paid")
-        except InvoiceStatusRefused:
-            # Money taken for an invoice closed meanwhile (void, failed): the attempt still records
-            # it, so nothing is lost; support refunds it from the attempt in admin.
-            log.error("attempt %s succeeded for %s, which is %s: refund it", attempt.pk, attempt.invoice.number,
-                      attempt.invoice.status)
-    return attempt
+    return True
+
+
+def _pays_invoice(attempt: PaymentAttempt) -> bool:
+    return attempt.status == PaymentAttempt.SUCCEEDED and attempt.kind != PaymentAttempt.REFUND \
+        and bool(attempt.invoice_id)
+
+
+def _paid_reason(attempt: PaymentAttempt) -> str:
+    return f"Paid: {format_usd(attempt.amount)} by {attempt.card.label}" if attempt.card else "Paid"
+
+
+def _paid_closed_invoice(attempt: PaymentAttempt) -> None:
+    # Money taken for an invoice closed meanwhile (void, failed): the attempt still records
+    # it, so nothing is lost; support refunds it from the attempt in admin.
+    log.error("attempt %s succeeded for %s, which is %s: refund it", attempt.pk, attempt.invoice.number,
+              attempt.invoice.status)
+
+
+@transaction.atomic
+def attempts_record(
+    answers: list[tuple[PaymentAttempt, PaymentOutcome | ProcessorUnavailable]],
+) -> list[PaymentAttempt]:
+    """`attempt_record` for many answers in one transaction (the renewal charge step's): the attempts
+    moved forward in one update, the invoices the successes pay marked paid together. An answer that
+    is ProcessorUnavailable leaves its attempt unknown, as `attempt_send` does. The attempts, as recorded."""
+    answered = [(attempt, outcome) for attempt, outcome in answers if isinstance(outcome, PaymentOutcome)]
+    locked = {attempt.pk: attempt for attempt in PaymentAttempt.objects.select_for_update(of=("self",))
+              .select_related("invoice__account", "card").filter(pk__in=[attempt.pk for attempt, _ in answered])
+              .order_by("pk")}
+    moved = [locked[attempt.pk] for attempt, outcome in answered if _answer_apply(locked[attempt.pk], outcome)]
+    now = clock.now()  # updated_at is real time (auto_now), which rows_update leaves to us
+    for attempt in moved:
+        attempt.updated_at = now
+    rows_update(PaymentAttempt, moved, ANSWER_FIELDS)
+    paying = [attempt for attempt in moved if _pays_invoice(attempt)]
+    closed = invoices_status_set(moves=[(attempt.invoice, Invoice.PAID, _paid_reason(attempt), attempt.pk)
+                                        for attempt in paying])
+    for attempt in paying:
+        if attempt.invoice in closed:
+            _paid_closed_invoice(attempt)
+    unanswered = {attempt.pk: _attempt_unknown(attempt, error) for attempt, error in answers
+                  if not isinstance(error, PaymentOutcome)}
+    return [unanswered.get(attempt.pk) or locked[attempt.pk] for attempt, _ in answers]
 
 
 def _attempt_unknown(attempt: PaymentAttempt, error: Exception) -> PaymentAttempt:
@@ -299,16 +379,23 @@ def _attempt_unknown(attempt: PaymentAttempt, error: Exception) -> PaymentAttemp
 
 def attempt_send(attempt: PaymentAttempt) -> PaymentAttempt:
     """Ask the processor to authorize (or charge) a pending attempt, and record what it says."""
-    _refuse_inside_transaction()
-    processor = get_gateway()
-    call = processor.authorize if attempt.kind == PaymentAttempt.AUTHORIZE else processor.charge
     try:
-        outcome = call(card_ref=attempt.card.gateway_ref, amount_cents=to_minor_units(attempt.amount),
-                       idempotency_key=attempt.idempotency_key, description=attempt.description,
-                       attempt_id=attempt.pk, off_session=attempt.off_session)
+        outcome = attempt_call(attempt)
     except ProcessorUnavailable as error:
         return _attempt_unknown(attempt, error)
     return attempt_record(attempt, outcome)
+
+
+def attempt_call(attempt: PaymentAttempt) -> PaymentOutcome:
+    """The processor's answer to a pending attempt (authorize, or charge), not recorded yet: the caller
+    records it (`attempt_record`, `attempts_record`). ProcessorUnavailable when there is none. It
+    reads nothing from our database (the attempt comes with its card), so any thread may send it."""
+    _refuse_inside_transaction()
+    processor = get_gateway()
+    call = processor.authorize if attempt.kind == PaymentAttempt.AUTHORIZE else processor.charge
+    return call(card_ref=attempt.card.gateway_ref, amount_cents=to_minor_units(attempt.amount),
+                idempotency_key=attempt.idempotency_key, description=attempt.description,
+                attempt_id=attempt.pk, off_session=attempt.off_session)
 
 
 def _authorization_move(attempt: PaymentAttempt, step: str) -> PaymentAttempt:

@@ -219,6 +219,9 @@ TASKS = {"default": {
 # SQLite writes one transaction at a time, so there one is enough.
 BILLING_CHARGE_CONCURRENCY = int(os.environ.get("BILLING_CHARGE_CONCURRENCY")
                                  or (1 if DATABASES["default"]["ENGINE"].endswith("sqlite3") else 16))
+# The scheduler enqueues one renewal task per this many accounts due; each renews its batch in one
+# transaction per billing date (a killed worker's batch is rolled back and enqueued again whole).
+BILLING_ACCOUNTS_PER_TASK = int(os.environ.get("BILLING_ACCOUNTS_PER_TASK", "100"))
 # Test clocks (staff move one account's time forward): on with the sandbox, never with live Stripe keys.
 TEST_CLOCKS = envbool("TEST_CLOCKS", PAYMENT_GATEWAY == "sandbox")
 # Stripe (PAYMENT_GATEWAY=stripe). STRIPE_API_BASE and STRIPE_JS_URL, unset in production, point the

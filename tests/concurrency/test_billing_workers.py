@@ -1,7 +1,8 @@
 """The billing run on its real queue, on PostgreSQL: `manage.py db_worker` and `manage.py
 billing_scheduler` processes against the test database, the sandbox processor's books shared.
 
-- Two workers and a duplicate scheduler on one day's run bill each account once.
+- Two workers and a duplicate scheduler on one day's run bill each account once (the same batches
+  enqueued twice, run side by side).
 - A worker killed mid-run leaves its task "running" in the task table for ever (django-tasks-db
   never reclaims it); the scheduler's next pass and a fresh worker finish the rest, nothing doubled.
 
@@ -51,7 +52,7 @@ D = Decimal
 WAIT = 60  # seconds; only ever reached when something hangs
 POLL = 0.05  # seconds between two looks at the database while waiting for a state
 ROOT = Path(__file__).resolve().parents[2]
-RENEW_TASK = "billing.tasks.renew_account_task"
+RENEW_TASK = "billing.tasks.renew_accounts_task"
 # A pro annual license at the 2020 price list, alone on its account: no bracket, no credit.
 RENEWAL_TOTAL = D("990.00")
 
@@ -256,11 +257,11 @@ def assert_no_task_failed(processes: Processes) -> None:
 def test_two_workers_and_a_duplicate_scheduler_bill_each_account_once(prices, processes):
     accounts = accounts_due_today(40)
 
-    # Two schedulers make the same pass at the same moment: every account is enqueued twice.
+    # Two schedulers make the same pass at the same moment: every batch of two accounts is enqueued twice.
     for name in ("scheduler-1", "scheduler-2"):
-        processes.scheduler_once(name)
+        processes.scheduler_once(name, BILLING_ACCOUNTS_PER_TASK="2")
     assert processes.finished("scheduler-1") == processes.finished("scheduler-2") == 0, processes.tails()
-    assert DBTaskResult.objects.filter(task_path=RENEW_TASK).count() == 2 * len(accounts)
+    assert DBTaskResult.objects.filter(task_path=RENEW_TASK).count() == 2 * len(accounts) // 2
 
     # Two workers take the queue, an account's two tasks side by side in it.
     for name in ("worker-1", "worker-2"):
@@ -278,7 +279,8 @@ def test_two_workers_and_a_duplicate_scheduler_bill_each_account_once(prices, pr
 
 KILLED_AT = {
     # (where the worker dies: module, attribute, before or after it runs, at its n-th call)
-    "while writing an account's renewal, before it committed": ("billing.renewals", "_charge_record", "before", 5),
+    # Batches of 4 accounts: the second batch's transaction is cut short as it records the charges.
+    "while writing a batch's renewals, before it committed": ("billing.renewals", "_charges_record", "before", 2),
     "after the processor charged, before its answer was recorded": (
         "payments.sandbox", "SandboxGateway.charge", "after", 5),
 }
@@ -291,7 +293,7 @@ def test_a_worker_killed_mid_run_is_finished_by_the_next_scheduler_pass_and_noth
     # The charges a dead worker claimed are claimed again after a second, not five minutes.
     claim_timeout = {"BILLING_CLAIM_TIMEOUT_SECONDS": "1"}
 
-    processes.scheduler_once("scheduler-1")
+    processes.scheduler_once("scheduler-1", BILLING_ACCOUNTS_PER_TASK="4")
     assert processes.finished("scheduler-1") == 0, processes.tails()
     processes.worker("doomed", doomed_at=KILLED_AT[where])
     assert processes.finished("doomed") == 9, processes.tails()
@@ -301,11 +303,12 @@ def test_a_worker_killed_mid_run_is_finished_by_the_next_scheduler_pass_and_noth
     assert [worker_ids for _, worker_ids in dead] == [["doomed"]]
     dead_task = {pk for pk, _ in dead}
     if KILLED_AT[where][0] == "billing.renewals":
-        # The fifth account's renewal rolled back with the dead connection; four are recorded.
+        # The second batch rolled back whole with the dead connection; the first batch's four are recorded.
         assert Renewal.objects.count() == 4
     else:
-        # Every renewal is recorded; the processor took one charge whose answer our books lack.
-        assert Renewal.objects.count() == len(accounts)
+        # The charge step goes before waiting batches: the first batch was charged, the second batch's
+        # renewals are recorded, and the processor took a charge of it whose answer our books lack.
+        assert Renewal.objects.count() == 8
         pending = set(PaymentAttempt.objects.filter(purpose=PaymentAttempt.RENEWAL, status=PaymentAttempt.PENDING)
                       .values_list("pk", flat=True))
         assert {payment["attempt_id"] for payment in renewal_charges_at_processor()} & pending

@@ -11,7 +11,7 @@ from pictor_billing.money import format_usd
 
 
 class Command(BaseCommand):
-    help = ("Renew everything due on or before the date (default today, UTC), account by account, then send "
+    help = ("Renew everything due on or before the date (default today, UTC), a batch of accounts at a time, then send "
             "the charges. Safe to run twice or beside workers: nothing is billed twice. Test accounts are "
             "left out (their test clocks run them).")
 
@@ -29,10 +29,13 @@ class Command(BaseCommand):
         if upto > today:
             raise CommandError(f"{upto} is after today ({today}): nothing is billed before its date.")
         started = time.perf_counter()
+        shown = [started]
 
-        def progress(done, due):
-            if done == due or done % 500 == 0:
-                rate = done / max(time.perf_counter() - started, 1e-9)
+        def progress(done, due):  # after each batch of accounts: at most a line a second, and the last
+            now = time.perf_counter()
+            if done == due or now - shown[0] >= 1:
+                shown[0] = now
+                rate = done / max(now - started, 1e-9)
                 self.stdout.write(f"  accounts {done:,} / {due:,} ({rate:,.0f} a second)")
 
         self.stdout.write(f"Billing run for what is due on or before {upto}:")
