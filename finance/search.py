@@ -5,13 +5,19 @@ left out of the finance area (SPEC, Finance staff).
 """
 
 from django import forms
-from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, Q, Sum
 
-from accounts.models import User
+from accounts.models import Account, User
 from invoices.models import Invoice
 from pictor_billing.money import ZERO, to_money
 
 PAGE_SIZE = 50
+MATCHED_ACCOUNTS_LISTED = 500  # more accounts matching the text than this: joined in SQL, not listed
+TEXT_MATCHES_LISTED = 5000  # a text search matching at most this many invoices is paged from their ids
+# What a row of the table shows: only these columns are read (a column more in the template would cost a
+# query a row, which the query-count tests catch).
+ROW_FIELDS = ("number", "issued_on", "kind", "status", "total", "account__name")
 
 # Column -> the order_by fields (ascending); "-column" sorts descending. Ties end on the pk.
 SORTS = {
@@ -50,8 +56,27 @@ class InvoiceSearchForm(forms.Form):
 
 
 def finance_invoices():
-    """Every invoice of every real account (test accounts left out)."""
-    return Invoice.objects.filter(account__is_test_account=False, number__isnull=False)
+    """Every invoice of every real account: the real numbering series. A test account numbers its own
+    PB-TEST-…, and an account becomes one only before it has billed anything (billing.clocks), so this
+    needs no join to the accounts."""
+    return Invoice.objects.filter(series="", number__isnull=False)
+
+
+def _text_match(q: str) -> Q:
+    """Invoices whose number or buyer name contains q, or whose account's name, billing email or users'
+    emails do.
+
+    The accounts are found first, in one query of their own: then the database can read the invoices
+    through its indexes (finance/migrations/0002) instead of joining every invoice to its account and
+    users. When many accounts match, the set is large anyway and it joins them in the same query.
+    """
+    accounts = Account.objects.filter(Q(name__icontains=q) | Q(billing_email__icontains=q)).order_by().values_list("pk")
+    owners = User.objects.filter(email__icontains=q, account__isnull=False).order_by().values_list("account_id")
+    matched = accounts.union(owners).order_by()
+    account_ids = [pk for (pk,) in matched[:MATCHED_ACCOUNTS_LISTED + 1]]
+    if len(account_ids) > MATCHED_ACCOUNTS_LISTED:
+        account_ids = Account.objects.filter(Q(pk__in=accounts) | Q(pk__in=owners)).values("pk")
+    return Q(number__icontains=q) | Q(buyer_name__icontains=q) | Q(account_id__in=account_ids)
 
 
 def invoices_filtered(form: InvoiceSearchForm):
@@ -61,10 +86,7 @@ def invoices_filtered(form: InvoiceSearchForm):
     invoices = finance_invoices()
     q = (data.get("q") or "").strip()
     if q:
-        users = User.objects.filter(account_id=OuterRef("account_id"), email__icontains=q)
-        invoices = invoices.filter(Q(number__icontains=q) | Q(account__name__icontains=q)
-                                   | Q(buyer_name__icontains=q) | Q(account__billing_email__icontains=q)
-                                   | Exists(users))
+        invoices = invoices.filter(_text_match(q))
     if data.get("issued_from"):
         invoices = invoices.filter(issued_on__gte=data["issued_from"])
     if data.get("issued_to"):
@@ -81,6 +103,33 @@ def invoices_filtered(form: InvoiceSearchForm):
     fields = SORTS[key.lstrip("-")]
     prefix = "-" if key.startswith("-") else ""
     return invoices.order_by(*(f"{prefix}{field}" for field in fields), f"{prefix}pk")
+
+
+def invoice_page(form: InvoiceSearchForm, invoices, number) -> tuple[Page, dict]:
+    """The page `number` asks for (the last one past the end, the first for anything that is not a
+    number) of the filtered, sorted invoices, with their accounts, and the filtered set's totals, in
+    at most three queries whatever the data's size.
+
+    Without a text filter: the totals' aggregate, then the page (an unfiltered search's newest
+    invoices come straight off the issue-date index). With one, the matching invoices' ids and totals
+    first, sorted, then the page's rows by id: asked for the page directly, the database, misjudging
+    how few invoices match, walks the issue-date index from the newest invoice until it has found a
+    page, through every invoice. A text matching more than TEXT_MATCHES_LISTED invoices takes the first
+    way (so many are found quickly on that walk).
+    """
+    if (getattr(form, "cleaned_data", {}) or {}).get("q", "").strip():
+        found = list(invoices.values_list("pk", "total")[:TEXT_MATCHES_LISTED + 1])
+        if len(found) <= TEXT_MATCHES_LISTED:
+            totals = {"count": len(found), "charged": sum((t for _, t in found if t > 0), ZERO),
+                      "credited": sum((t for _, t in found if t < 0), ZERO)}
+            page = Paginator([pk for pk, _ in found], PAGE_SIZE).get_page(number)
+            rows = Invoice.objects.select_related("account").only(*ROW_FIELDS).in_bulk(page.object_list)
+            page.object_list = [rows[pk] for pk in page.object_list]
+            return page, totals
+    totals = invoice_totals(invoices)
+    paginator = Paginator(invoices.select_related("account").only(*ROW_FIELDS), PAGE_SIZE)
+    paginator.count = totals["count"]  # known from the aggregate: no COUNT query of its own
+    return paginator.get_page(number), totals
 
 
 def invoice_totals(invoices) -> dict:

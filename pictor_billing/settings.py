@@ -290,6 +290,10 @@ SELLER = {
     "vat_id": os.environ.get("SELLER_VAT_ID", ""),
 }
 
+# Issued invoices' PDFs, rendered once and kept here (invoices/pdf.py): a folder every web process and
+# task worker of one machine shares (or a shared volume, for several machines).
+FINANCE_PDF_CACHE = os.environ.get("FINANCE_PDF_CACHE") or str(BASE_DIR / "var" / "pdf-cache")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -98,3 +98,24 @@ def test_the_export_form_carries_the_search_filter(finance_client, book):
     form = page.split('action="/finance/invoices/export.csv"')[1].split("</form>")[0]
     assert 'name="kind" value="top_up"' in form and 'name="issued_from" value="2026-01-01"' in form
     assert 'name="rows"' in form
+
+
+def test_commas_quotes_and_line_breaks_reach_the_spreadsheet_intact(finance_client, alice):
+    awkward = 'Event "Gala", Hall B\nsecond line'
+    invoice_make(alice.account, "12.50", description=awkward,
+                 lines=[("item", "Booth, 2 days", 1, "12.50", "12.50")])
+    response = finance_client.get(URL)
+    body = b"".join(response.streaming_content)
+    assert body.startswith(b"number,issued_on,kind,status,")
+    table = list(csv.reader(io.StringIO(body.decode())))
+    row = dict(zip(table[0], table[1], strict=True))
+    assert (row["description"], row["total"], row["issued_on"]) == (awkward, "12.50", datetime.date.today().isoformat())
+    lines = rows(finance_client.get(URL, {"rows": "lines"}))
+    assert dict(zip(lines[0], lines[1], strict=True))["line_description"] == "Booth, 2 days"
+
+
+def test_every_row_of_a_large_export_arrives_once_in_order(finance_client, alice):
+    made = [invoice_make(alice.account, f"{n}.00", issued_on=datetime.date(2026, 1, 1) + datetime.timedelta(days=n))
+            for n in range(1, 41)]
+    table = rows(finance_client.get(URL, {"sort": "issued"}))
+    assert [row[0] for row in table[1:]] == [invoice.number for invoice in made]

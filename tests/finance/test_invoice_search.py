@@ -147,3 +147,41 @@ def test_totals_are_exact_decimals(finance_client, alice):
     invoice_make(alice.account, "0.10")
     invoice_make(alice.account, "0.20")
     assert 'data-charged="0.30"' in text(finance_client.get(URL))  # 0.1 + 0.2 as floats would not be
+
+
+# Each kind of search the finance staff make, in its own number of queries however many invoices there are:
+# session, user, the group check, the exports listed, and the search's own (the accounts a text matches, then
+# the matching invoices' ids and totals, then the page's rows; without a text, the totals, then the page).
+SEARCH_QUERIES = 7
+
+
+@pytest.fixture
+def many(alice, charlie):
+    """120 invoices over four months: Alice's and Charlie's in turn."""
+    return [invoice_make(charlie.account if index % 2 else alice.account, f"{index + 1}.00",
+                         issued_on=datetime.date(2026, 1, 1) + datetime.timedelta(days=index))
+            for index in range(120)]
+
+
+@pytest.mark.parametrize("search", [
+    {}, {"page": "2"}, {"q": "Alice"}, {"q": "PB-2026-0000"}, {"q": "alice@example.com"},
+    {"issued_from": "2026-02-01", "issued_to": "2026-02-28"},
+    {"q": "Alice", "issued_from": "2026-02-01", "issued_to": "2026-03-31", "page": "2"},
+    {"q": "Alice", "page": "99"}, {"q": "nobody"},
+])
+def test_a_search_takes_the_same_few_queries_whatever_the_number_of_invoices(finance_client, alice, many, search,
+                                                                            django_assert_max_num_queries):
+    with django_assert_max_num_queries(SEARCH_QUERIES):
+        assert finance_client.get(URL, search).status_code == 200
+
+
+def test_a_text_search_pages_sorts_and_totals_its_matches_like_any_other(finance_client, many):
+    alices = [invoice for invoice in many if invoice.account.name == "Alice Events"]
+    by_total = sorted(alices, key=lambda invoice: (-invoice.total, -invoice.issued_on.toordinal()))
+    first = text(finance_client.get(URL, {"q": "Alice", "sort": "-total"}))
+    assert [chunk.split('"')[0] for chunk in first.split('data-number="')[1:]] == [i.number for i in by_total[:50]]
+    assert 'data-count="60" data-charged="3600.00" data-credited="0.00"' in first  # 1 + 3 + … + 119
+    second = shown(finance_client, q="Alice", sort="-total", page="2")
+    assert second == [invoice.number for invoice in by_total[50:]]
+    assert shown(finance_client, q="Alice", sort="-total", page="99") == second  # past the end: the last page
+    assert shown(finance_client, q="Alice", sort="-total", page="first") == [i.number for i in by_total[:50]]
