@@ -47,12 +47,12 @@ lint: $(STAMP)
 test: check-system lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Every benchmark, then bench/report.py's one table of all their figures (bench/results/latest.json),
+# printed even when a benchmark fails or misses its goal; the target then fails.
+BENCHMARKS := run usage purchases renewals stripe_path pdf finance
 bench: check-system
-	$(PY) bench/run.py
-	$(PY) bench/usage.py
-	$(PY) bench/purchases.py
-	$(PY) bench/renewals.py
-	$(PY) bench/stripe_path.py
+	@status=0; for name in $(BENCHMARKS); do $(PY) bench/$$name.py || status=1; done; \
+	$(PY) bench/report.py || status=1; exit $$status
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis

@@ -1,17 +1,21 @@
-"""Pictor Billing benchmark (`make bench`); never part of the test suite. See bench/README.md.
+"""Pictor Billing page benchmark (`make bench`); never part of the test suite. See bench/README.md.
 
 1. Creates a fresh PostgreSQL database (default pictor_bench), migrates it and seeds prices, the
-   WELCOME10 coupon and two owners with a sandbox card: one with 1 active license, one with N
-   (default 500).
-2. Counts the SQL queries of one Order Summary request for each owner, in-process (Django test
-   Client + CaptureQueriesContext against the bench database). Goal: the same count.
-3. Starts gunicorn (2 sync workers, DEBUG off) on a free loopback port and, in that one server
-   run, sends a fixed number of requests from K client threads (http.client, keep-alive when
-   the server allows it) to GET /healthz (the bare Django baseline) and to the Order Summary
-   fragment as each owner. Reports requests/s, p50 and p99 latency and ratio = summary rps /
-   baseline rps (goal >= 0.5).
-4. Prints a table, writes bench/results/latest.json, stops gunicorn and drops the database,
-   also on errors and Ctrl-C.
+   WELCOME10 coupon and owners with a sandbox card: one with 1 active license (and 5,000 invoices,
+   for the Invoices tab), one with N (default 500), one with 1,000 (the Licenses tab).
+2. Counts the SQL queries of each page in-process (Django test Client + CaptureQueriesContext, the
+   bench URLconf): the authenticated-page baseline (bench/baseline.py), the Order Summary for 1 and
+   N active licenses, the Licenses tab (1,000) and the Invoices tab (5,000).
+3. Starts gunicorn (bench.baseline:application: the project's URLs plus the baselines; 2 sync
+   workers, DEBUG off) on a free loopback port and, in that one server run, loads each page with
+   wrk (8 connections, bench/wrk.lua checks every answer), the pages taking turns round by round.
+   Reports requests/s, p50 and p99 latency, the client's CPU share, and the workers' peak RSS.
+4. Writes its figures (the convention of bench/report.py) to bench/results/pages.json, prints them,
+   stops gunicorn and drops the database, also on errors and Ctrl-C. `make bench` then prints
+   every script's figures in one table (bench/report.py).
+
+Goals (issue 12): Order Summary >= 0.5x the authenticated page's req/s and <= 3 SQL queries beyond
+it for 1 and N licenses; Licenses and Invoices tabs <= 3x its p50 latency; a worker's peak RSS < 150 MB.
 """
 
 import argparse
@@ -21,12 +25,12 @@ import json
 import math
 import os
 import platform
+import resource
 import secrets
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -36,10 +40,21 @@ RESULTS = BASE / "bench" / "results"
 HOST = "127.0.0.1"  # loopback only
 SUMMARY_PATH = "/billing/licenses/summary/?period=monthly&tier=pro&quantity=3&coupon=WELCOME10"
 SUMMARY_MARKER = b'data-summary="total_due"'  # a rendered summary, not a login redirect or an error
+BASELINE_PATH = "/bench/baseline/"  # bench/baseline.py (not imported here: it must load after the settings)
+BASELINE_MARKER = 'data-baseline="ok"'
+LICENSES_PATH, LICENSES_MARKER = "/billing/licenses/?page=2", 'aria-label="License pages"'
+INVOICES_PATH, INVOICES_MARKER = "/billing/invoices/?page=100", 'aria-label="Invoice pages"'
 PASSWORD = "bench-password-not-secret"
 PRICES = {("basic", "monthly"): "49.00", ("basic", "annual"): "490.00", ("pro", "monthly"): "99.00",
           ("pro", "annual"): "990.00", ("premium", "monthly"): "149.00", ("premium", "annual"): "1490.00"}
 RATIO_GOAL = 0.5
+EXTRA_QUERIES_GOAL = 3
+LATENCY_GOAL = 3.0
+RSS_GOAL_MB = 150
+TAB_LICENSES, TAB_INVOICES = 1000, 5000
+# Plain HTTP on loopback with DEBUG off: no redirect to HTTPS, no HSTS (settings.py's production defaults).
+PLAIN_HTTP = {"SECURE_SSL_REDIRECT": "false", "SECURE_COOKIES": "false", "SECURE_HSTS_SECONDS": "0"}
+WRK_SCRIPT = BASE / "bench" / "wrk.lua"
 
 
 def parse_args():
@@ -47,20 +62,20 @@ def parse_args():
     parser.add_argument("--pg", default=os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432"),
                         help="PostgreSQL server URL without a database name (env BENCH_PG_URL)")
     parser.add_argument("--db", default="pictor_bench", help="database to create and drop (must contain 'bench')")
-    parser.add_argument("--requests", type=int, default=2000, help="measured requests per endpoint")
-    parser.add_argument("--warmup", type=int, default=200, help="unmeasured requests per endpoint first")
-    parser.add_argument("--rounds", type=int, default=4,
-                        help="the endpoints take turns in this many rounds (evens out load drift)")
-    parser.add_argument("--clients", type=int, default=4, help="concurrent client threads (K)")
+    parser.add_argument("--seconds", type=int, default=4, help="wrk duration per page per round")
+    parser.add_argument("--warmup", type=int, default=1, help="unmeasured seconds per page first")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="the pages take turns in this many rounds (evens out load drift)")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent connections (wrk -c)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--licenses", type=int, default=500, help="active licenses of the large account (N)")
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database at the end")
     args = parser.parse_args()
     if "bench" not in args.db:
         parser.error("--db must contain 'bench': the database is dropped at the end")
-    if not 1 <= args.clients <= 64 or not 1 <= args.requests <= 100_000 or args.licenses < 1 \
-            or not 1 <= args.rounds <= args.requests:
-        parser.error("--clients 1-64, --requests 1-100000, --licenses >= 1, --rounds 1..requests")
+    if not 1 <= args.clients <= 256 or not 1 <= args.seconds <= 600 or args.licenses < 1 \
+            or not 1 <= args.rounds <= 20:
+        parser.error("--clients 1-256, --seconds 1-600, --licenses >= 1, --rounds 1-20")
     return args
 
 
@@ -96,7 +111,8 @@ def django_setup() -> None:
 
 
 def seed(large: int) -> dict[int, object]:
-    """Prices, WELCOME10 and an owner per license count; licenses bought the ordinary way."""
+    """Prices, WELCOME10 and an owner per license count (1, N and the Licenses tab's 1,000), licenses
+    bought the ordinary way; the 1-license owner gets the Invoices tab's 5,000 invoices."""
     from django.core.management import call_command
 
     from billing.purchase import license_purchase
@@ -110,7 +126,7 @@ def seed(large: int) -> dict[int, object]:
                                       unit_price=Decimal(price))
     Coupon.objects.create(code="WELCOME10", kind=Coupon.PERCENT, value=Decimal("10"), combines_with_volume=True)
     owners = {}
-    for count in sorted({1, large}):
+    for count in sorted({1, large, TAB_LICENSES}):
         user = account_signup(company_name=f"Bench {count} Ltd", email=f"bench{count}@example.com",
                               password=PASSWORD)
         card_add(account=user.account, number="4242424242424242", exp_month=12,
@@ -123,7 +139,25 @@ def seed(large: int) -> dict[int, object]:
             left -= quantity
         assert License.objects.filter(account=user.account).active().count() == count
         owners[count] = user
+    invoices_seed(owners[1].account, TAB_INVOICES - 1)  # and its one purchase's
     return owners
+
+
+def invoices_seed(account, count: int) -> None:
+    """`count` paid top-up invoices for the Invoices tab, issued and numbered as the billing run issues a batch."""
+    from django.db import transaction
+
+    from invoices.models import Invoice
+    from invoices.services import issuing_invoices
+    from pictor_billing import clock, pricing
+
+    amount = Decimal("10.00")
+    document = {"account": account, "kind": Invoice.TOP_UP, "description": "Token top-up: Starter",
+                "lines": [pricing.QuoteLine("item", "Token top-up: Starter", 1, amount, amount)],
+                "subtotal": amount, "discount_total": Decimal("0"), "credit_applied": Decimal("0"), "total": amount,
+                "status": Invoice.PAID, "issued_on": clock.today(account)}
+    with transaction.atomic(), issuing_invoices([document] * count):
+        pass
 
 
 def session_client(user):
@@ -134,17 +168,18 @@ def session_client(user):
     return client
 
 
-def count_queries(user) -> dict:
-    """SQL queries of one Order Summary request (after one warm-up request), in-process."""
+def count_queries(user, path: str, marker: bytes, headers: dict | None = None) -> dict:
+    """SQL queries of one request to `path` (after one warm-up request), in-process, with the bench URLconf."""
     from django.db import connection
-    from django.test.utils import CaptureQueriesContext
+    from django.test.utils import CaptureQueriesContext, override_settings
 
     client = session_client(user)
-    client.get(SUMMARY_PATH, HTTP_HX_REQUEST="true")
-    with CaptureQueriesContext(connection) as captured:
-        response = client.get(SUMMARY_PATH, HTTP_HX_REQUEST="true")
-    if response.status_code != 200 or SUMMARY_MARKER not in response.content:
-        raise RuntimeError(f"summary request failed in-process: HTTP {response.status_code}")
+    with override_settings(ROOT_URLCONF="bench.baseline"):
+        client.get(path, headers=headers)
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(path, headers=headers)
+    if response.status_code != 200 or marker not in response.content:
+        raise RuntimeError(f"{path} failed in-process: HTTP {response.status_code}")
     return {"count": len(captured.captured_queries), "sql": [q["sql"] for q in captured.captured_queries]}
 
 
@@ -165,7 +200,8 @@ class Gunicorn:
         binary = BASE / ".venv" / "bin" / "gunicorn"
         if not binary.exists():
             binary = Path(sys.executable).with_name("gunicorn")
-        self.command = [str(binary), "pictor_billing.wsgi", "-w", str(workers), "-b", f"{HOST}:{self.port}",
+        # The project's WSGI application with the baselines mounted beside every project URL (bench/baseline.py).
+        self.command = [str(binary), "bench.baseline:application", "-w", str(workers), "-b", f"{HOST}:{self.port}",
                         "--log-level", "warning"]
         self.log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(self.command, cwd=BASE, env=env, stdout=self.log, stderr=subprocess.STDOUT,
@@ -192,6 +228,15 @@ class Gunicorn:
             self.log.flush()
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-20:])
 
+    def workers_peak_rss_mb(self) -> list[float]:
+        """Each worker's peak resident memory so far (VmHWM), in MB."""
+        peaks = []
+        for pid in Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split():
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks.append(round(int(line.split()[1]) / 1024, 1))
+        return peaks
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()  # the master stops its workers gracefully
@@ -208,82 +253,61 @@ class Gunicorn:
 
 # --- load ------------------------------------------------------------------------------------
 
-def load(port: int, path: str, headers: dict | list[dict], total: int, clients: int, *, method: str = "GET",
-         body=None, check=None) -> dict:
-    """`total` requests from `clients` threads, each with one keep-alive connection, started together.
+def wrk_load(port: int, path: str, *, seconds: float, connections: int, headers: dict | None = None,
+             expect: int = 200, marker: str = "-", usage_tag: str | None = None) -> dict:
+    """One wrk run against `path`: its figures (bench/wrk.lua's JSON) and the CPU time wrk itself used.
 
-    Thread i sends headers[i % len(headers)] (or `headers` itself when it is one
-    dict), `body(tag)` as the request body when given, and `check(status, content)`
-    decides whether an answer counts as a success (default: a 200 whose page
-    is the summary, or /healthz).
+    Every answer is checked (status `expect`, and `marker` in its body); a bad one fails the run.
+    With `usage_tag`, each request is a usage POST with an idempotency key of its own.
     """
-    headers = headers if isinstance(headers, list) else [headers]
-    check = check or (lambda status, content: status == 200 and (path == "/healthz" or SUMMARY_MARKER in content))
-    quotas = [total // clients + (1 if i < total % clients else 0) for i in range(clients)]
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-    failures: list[str] = []
-    connects = [0] * clients
-    started: list[float] = []
-    barrier = threading.Barrier(clients, action=lambda: started.append(time.perf_counter()))
-
-    def worker(index: int) -> None:
-        conn = http.client.HTTPConnection(HOST, port, timeout=30)
-        mine = latencies[index]
-        try:
-            barrier.wait()
-            for _ in range(quotas[index]):
-                if conn.sock is None:
-                    connects[index] += 1
-                payload = body(f"t{index}") if body else None
-                t0 = time.perf_counter()
-                conn.request(method, path, body=payload, headers=headers[index % len(headers)])
-                response = conn.getresponse()
-                content = response.read()
-                mine.append(time.perf_counter() - t0)
-                if not check(response.status, content):
-                    failures.append(f"HTTP {response.status}: {content[:160]!r}")
-        except Exception as error:  # noqa: BLE001 - reported by the caller
-            failures.append(repr(error))
-            barrier.abort()
-        finally:
-            conn.close()
-
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started[0] if started else float("nan")
-    if failures:
-        raise RuntimeError(f"{len(failures)} failed requests to {path}; first: {failures[0]}")
-    return {"latencies": [lat for per_thread in latencies for lat in per_thread], "seconds": elapsed,
-            "connections_opened": sum(connects)}
+    command = ["wrk", "-t", str(min(2, connections)), "-c", str(connections), "-d", f"{max(1, round(seconds))}s",
+               "--timeout", "10s", "-s", str(WRK_SCRIPT)]
+    for name, value in (headers or {}).items():
+        command += ["-H", f"{name}: {value}"]
+    command += [f"http://{HOST}:{port}{path}", "--", str(expect), marker]
+    command += ["usage", usage_tag] if usage_tag else []
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=BASE)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("WRK_JSON ")]
+    if done.returncode or not lines:
+        raise RuntimeError(f"wrk failed on {path}: {done.stdout[-500:]} {done.stderr[-500:]}")
+    result = json.loads(lines[-1].removeprefix("WRK_JSON "))
+    if result["bad"]:
+        raise RuntimeError(f"{result['bad']} of {result['requests']} answers from {path} were not good; "
+                           f"first: {result['first_bad']}")
+    result["client_cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return result
 
 
-def report_header(args, load_before: list[float], **config) -> dict:
-    """When, how (the run's settings plus `config`) and on how loaded a machine a benchmark ran."""
-    return {
-        "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "config": {"requests": args.requests, "warmup": args.warmup, "clients": args.clients,
-                   "workers": args.workers, "rounds": args.rounds, **config,
-                   "db_conn_max_age": os.environ.get("DB_CONN_MAX_AGE", "60 (settings default)"), "debug": False,
-                   "python": platform.python_version(), "cpus": os.cpu_count()},
-        "loadavg": {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]},
-    }
-
-
-def summarize(rounds: list[dict]) -> dict:
-    """Requests/s over the summed wall time of all rounds; percentiles over every request."""
-    ordered = sorted(lat for r in rounds for lat in r["latencies"])
+def combine(rounds: list[dict]) -> dict:
+    """One page's rounds as one figure: req/s over the summed time, the median p50, the worst p99."""
+    requests = sum(r["requests"] for r in rounds)
     seconds = sum(r["seconds"] for r in rounds)
+    if not requests:
+        raise RuntimeError("no answer at all within the rounds: raise --seconds")
     return {
-        "requests": len(ordered),
-        "seconds": round(seconds, 3),
-        "rps": round(len(ordered) / seconds, 1),
-        "p50_ms": round(percentile(ordered, 50) * 1000, 2),
-        "p99_ms": round(percentile(ordered, 99) * 1000, 2),
-        "connections_opened": sum(r["connections_opened"] for r in rounds),
+        "requests": requests, "seconds": round(seconds, 3), "rps": round(requests / seconds, 1),
+        "p50_ms": round(sorted(r["p50_ms"] for r in rounds)[len(rounds) // 2], 2),
+        "p99_ms": round(max(r["p99_ms"] for r in rounds), 2),
+        "socket_errors": sum(r["socket_errors"] for r in rounds),
+        # wrk's own CPU time over the machine's: the load generator must not be the bottleneck.
+        "client_cpu_share": round(sum(r["client_cpu_s"] for r in rounds) / (seconds * os.cpu_count()), 3),
     }
+
+
+def take_turns(port: int, pages: dict, *, rounds: int, seconds: float, warmup: float, connections: int) -> dict:
+    """Load each page (name: wrk_load's keywords) in turn, round by round, so a change in machine load
+    hits them alike; `warmup` seconds of each first, unmeasured."""
+    if warmup:
+        for name, page in pages.items():
+            wrk_load(port, **page(f"warm-{name}"), seconds=warmup, connections=connections)
+    done = {name: [] for name in pages}
+    for round_number in range(rounds):
+        for name, page in pages.items():
+            done[name].append(wrk_load(port, **page(f"r{round_number}-{name}"), seconds=seconds,
+                                       connections=connections))
+    return {name: combine(results) for name, results in done.items()}
 
 
 def percentile(ordered: list[float], p: float) -> float:
@@ -291,13 +315,36 @@ def percentile(ordered: list[float], p: float) -> float:
     return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
+def report_header(args, load_before: list[float], **config) -> dict:
+    """When, how (the run's settings plus `config`) and on how loaded a machine a benchmark ran."""
+    return {
+        "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "config": {**{k: v for k, v in vars(args).items() if k != "pg"}, **config, "load_generator": "wrk",
+                   "db_conn_max_age": os.environ.get("DB_CONN_MAX_AGE", "60 (settings default)"), "debug": False,
+                   "python": platform.python_version(), "cpus": os.cpu_count()},
+        "loadavg": {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]},
+    }
+
+
+def figure(name: str, value, unit: str, *, baseline_name: str | None = None, baseline=None, ratio=None,
+           goal: str | None = None, met: bool | None = None) -> dict:
+    """One row of `make bench`'s table (bench/report.py's convention)."""
+    return {"name": name, "value": value, "unit": unit, "baseline_name": baseline_name, "baseline": baseline,
+            "ratio": ratio, "goal": goal, "met": met}
+
+
+def plain_http_env() -> None:
+    """DEBUG off (production settings), but plain HTTP on loopback, for the client and for gunicorn."""
+    os.environ.update(DEBUG="0", LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+                      DJANGO_SETTINGS_MODULE="pictor_billing.settings", **PLAIN_HTTP)
+
+
 # --- main ------------------------------------------------------------------------------------
 
 def main() -> int:
     args = parse_args()
-    db_url = f"{args.pg.rstrip('/')}/{args.db}"
-    os.environ.update(DATABASE_URL=db_url, DEBUG="0", LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
-                      DJANGO_SETTINGS_MODULE="pictor_billing.settings")
+    os.environ["DATABASE_URL"] = f"{args.pg.rstrip('/')}/{args.db}"
+    plain_http_env()
     RESULTS.mkdir(parents=True, exist_ok=True)
     # SIGTERM (and SIGHUP) unwind through `finally` like Ctrl-C does, so nothing is left behind.
     for sig in (signal.SIGTERM, signal.SIGHUP):
@@ -314,53 +361,48 @@ def main() -> int:
         from django.conf import settings
         from django.db import connections
 
-        print(f"migrating and seeding (owners with 1 and {args.licenses} active licenses) ...", flush=True)
+        print(f"migrating and seeding (owners with 1, {args.licenses} and {TAB_LICENSES} active licenses, "
+              f"{TAB_INVOICES} invoices) ...", flush=True)
         owners = seed(args.licenses)
-        queries = {str(count): count_queries(user) for count, user in owners.items()}
+        htmx = {"HX-Request": "true"}
+        # name: (the owner, by active licenses; path; what every good answer contains; headers)
+        page_users = {"baseline": (1, BASELINE_PATH, BASELINE_MARKER, {}),
+                      "summary_1": (1, SUMMARY_PATH, SUMMARY_MARKER.decode(), htmx),
+                      f"summary_{args.licenses}": (args.licenses, SUMMARY_PATH, SUMMARY_MARKER.decode(), htmx),
+                      "licenses_tab": (TAB_LICENSES, LICENSES_PATH, LICENSES_MARKER, {}),
+                      "invoices_tab": (1, INVOICES_PATH, INVOICES_MARKER, {})}
+        queries = {name: count_queries(owners[owner], path, marker.encode(), headers)
+                   for name, (owner, path, marker, headers) in page_users.items()}
         cookies = {count: session_client(user).cookies[settings.SESSION_COOKIE_NAME].value
                    for count, user in owners.items()}
         connections.close_all()
 
-        env = dict(os.environ)
-        server = Gunicorn(workers=args.workers, env=env, log_path=RESULTS / "gunicorn.log")
+        server = Gunicorn(workers=args.workers, env=dict(os.environ), log_path=RESULTS / "gunicorn.log")
         server.wait_ready()
-        print(f"gunicorn on {HOST}:{server.port}, {args.workers} workers; {args.requests} requests per endpoint "
-              f"from {args.clients} client threads ...", flush=True)
-        endpoints = {"healthz": ("/healthz", {})}
-        for count, cookie in cookies.items():
-            endpoints[f"summary_{count}"] = (SUMMARY_PATH, {
-                "Cookie": f"{settings.SESSION_COOKIE_NAME}={cookie}", "HX-Request": "true"})
-        for path, headers in endpoints.values():
-            if args.warmup:
-                load(server.port, path, headers, args.warmup, args.clients)
-        # The endpoints take turns, round by round, so a change in machine load hits them alike.
-        per_round = [args.requests // args.rounds + (1 if i < args.requests % args.rounds else 0)
-                     for i in range(args.rounds)]
-        rounds = {name: [] for name in endpoints}
-        for count in per_round:
-            for name, (path, headers) in endpoints.items():
-                rounds[name].append(load(server.port, path, headers, count, args.clients))
-        http_results = {name: summarize(done) for name, done in rounds.items()}
+        print(f"gunicorn on {HOST}:{server.port}, {args.workers} workers; wrk, {args.clients} connections, "
+              f"{args.rounds} rounds of {args.seconds:g} s per page ...", flush=True)
+
+        def page(owner, path, marker, headers):
+            cookie = {"Cookie": f"{settings.SESSION_COOKIE_NAME}={cookies[owner]}"}
+            return lambda tag: {"path": path, "marker": marker, "headers": {**cookie, **headers}}
+
+        pages = {name: page(*spec) for name, spec in page_users.items()}
+        http = take_turns(server.port, pages, rounds=args.rounds, seconds=args.seconds, warmup=args.warmup,
+                          connections=args.clients)
+        peaks = server.workers_peak_rss_mb()
         server.stop()
         if server.log_tail().strip():
             print(f"gunicorn log ({RESULTS / 'gunicorn.log'}):\n{server.log_tail()}", file=sys.stderr)
         server = None
 
-        baseline = http_results["healthz"]["rps"]
-        ratios = {name: round(result["rps"] / baseline, 3)
-                  for name, result in http_results.items() if name != "healthz"}
-        counts = {count: q["count"] for count, q in queries.items()}
-        report = {
-            **report_header(args, load_before, licenses=args.licenses, summary_path=SUMMARY_PATH),
-            "http": http_results,
-            "ratio": ratios,
-            "ratio_goal": RATIO_GOAL,
-            "ratio_goal_met": all(r >= RATIO_GOAL for r in ratios.values()),
-            "queries": queries,
-            "queries_goal_met": len(set(counts.values())) == 1,
-        }
-        (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
-        print_table(report)
+        report = {**report_header(args, load_before, summary_path=SUMMARY_PATH),
+                  "figures": page_figures(http, queries, peaks, args),
+                  "http": http, "queries": queries, "workers_peak_rss_mb": peaks}
+        (RESULTS / "pages.json").write_text(json.dumps(report, indent=2) + "\n")
+        from report import print_table  # bench/report.py
+
+        print_table(report["figures"], title="Pages (bench/run.py)", loadavg=report["loadavg"])
+        print(f"written: {RESULTS / 'pages.json'}")
         return 0
     finally:
         if server is not None:
@@ -376,23 +418,47 @@ def main() -> int:
             print(f"dropped database {args.db}", flush=True)
 
 
-def print_table(report: dict) -> None:
-    print()
-    print(f"{'endpoint':<34}{'requests':>9}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}")
-    for name, result in report["http"].items():
-        label = "GET /healthz (baseline)" if name == "healthz" else \
-            f"GET summary ({name.split('_')[1]} active licenses)"
-        ratio = f"{report['ratio'][name]:.2f}" if name in report["ratio"] else "1.00"
-        print(f"{label:<34}{result['requests']:>9}{result['rps']:>10.1f}{result['p50_ms']:>9.2f}"
-              f"{result['p99_ms']:>9.2f}{ratio:>8}")
-    print(f"ratio goal >= {report['ratio_goal']}: {'met' if report['ratio_goal_met'] else 'NOT met'}")
-    counts = ", ".join(f"{n} active: {q['count']}" for n, q in report["queries"].items())
-    print(f"SQL queries per summary request: {counts} "
-          f"(goal: the same; {'met' if report['queries_goal_met'] else 'NOT met'})")
-    load = report["loadavg"]
-    print(f"load average (1, 5, 15 min) before: {load['before']}, after: {load['after']} "
-          f"on {report['config']['cpus']} CPUs")
-    print(f"written: {RESULTS / 'latest.json'}")
+def page_figures(http: dict, queries: dict, peaks: list[float], args) -> list[dict]:
+    """The pages' figures against the authenticated-page baseline measured in the same server run."""
+    base_page, base_queries = http["baseline"], queries["baseline"]["count"]
+    rows = [
+        figure("authenticated page (baseline)", base_page["rps"], "req/s"),
+        figure("authenticated page p50 / p99 (baseline)", f"{base_page['p50_ms']} / {base_page['p99_ms']}", "ms"),
+        figure("authenticated page SQL queries (baseline)", base_queries, "queries"),
+    ]
+    for count in sorted({1, args.licenses}):
+        summary = http[f"summary_{count}"]
+        ratio = round(summary["rps"] / base_page["rps"], 2)
+        extra = queries[f"summary_{count}"]["count"] - base_queries
+        rows += [
+            figure(f"Order Summary, {count} active license{'s' if count > 1 else ''}", summary["rps"], "req/s",
+                   baseline_name="authenticated page", baseline=base_page["rps"], ratio=ratio,
+                   goal=f"≥ {RATIO_GOAL}× baseline", met=ratio >= RATIO_GOAL),
+            figure(f"Order Summary, {count} active, p99 at {args.clients} clients", summary["p99_ms"], "ms",
+                   baseline_name="authenticated page p99", baseline=base_page["p99_ms"],
+                   ratio=round(summary["p99_ms"] / base_page["p99_ms"], 2), goal="reported"),
+            figure(f"Order Summary, {count} active: SQL queries beyond baseline", extra, "queries",
+                   baseline_name="authenticated page", baseline=base_queries,
+                   goal=f"≤ {EXTRA_QUERIES_GOAL}", met=extra <= EXTRA_QUERIES_GOAL),
+        ]
+    for name, label in (("licenses_tab", f"Licenses tab, {TAB_LICENSES:,} licenses"),
+                        ("invoices_tab", f"Invoices tab, {TAB_INVOICES:,} invoices")):
+        ratio = round(http[name]["p50_ms"] / base_page["p50_ms"], 2)
+        rows += [
+            figure(f"{label}: p50", http[name]["p50_ms"], "ms", baseline_name="authenticated page p50",
+                   baseline=base_page["p50_ms"], ratio=ratio, goal=f"≤ {LATENCY_GOAL}× baseline",
+                   met=ratio <= LATENCY_GOAL),
+            figure(f"{label}: SQL queries", queries[name]["count"], "queries",
+                   baseline_name="authenticated page", baseline=base_queries,
+                   goal="constant (tests assert it)"),
+        ]
+    rows += [
+        figure("wrk's CPU share (pages, worst)", max(r["client_cpu_share"] for r in http.values()), "of all CPUs",
+               goal="the client is not the bottleneck"),
+        figure("gunicorn worker peak RSS (pages)", max(peaks), "MB", goal=f"< {RSS_GOAL_MB} MB",
+               met=max(peaks) < RSS_GOAL_MB),
+    ]
+    return rows
 
 
 if __name__ == "__main__":

@@ -1,20 +1,22 @@
 """Device usage API benchmark (`make bench`, after bench/run.py); never part of the test suite.
 
 1. Creates a fresh PostgreSQL database (default pictor_bench_usage), migrates it and seeds one
-   account (or --accounts N) with a large token balance and a device API key. With one account
-   every debit queues on that account's row lock (the worst case: one busy event's booths); with
-   N, client i spends on account i mod N.
-2. Counts the SQL queries of one POST /api/v1/usage, in-process (Django test Client +
-   CaptureQueriesContext against the bench database).
-3. Starts gunicorn (DEBUG off, free loopback port; bench/run.py's helper) and, in that one server
-   run, sends a fixed number of requests from K client threads (default 8): POST /api/v1/usage
-   (1 AI image, a distinct idempotency key per request, so every request really debits) and
-   GET /healthz (the bare Django baseline), taking turns round by round. Reports requests/s,
-   p50 and p99 latency and ratio = usage rps / baseline rps (goal >= 0.4).
-4. Checks the books afterwards: one ledger entry and one token per usage request sent, each
-   balance equal to its ledger's sum and to its newest running balance (exit status 1 if not).
-5. Prints a table, writes bench/results/usage.json, stops gunicorn and drops the database, also on
-   errors and Ctrl-C.
+   account with a large token balance and a device API key: every debit queues on that account's
+   row lock (the worst case: one busy event's booths).
+2. Counts the SQL statements of one POST /api/v1/usage and of the authenticated API call baseline
+   (bench/baseline.py: the same key check and one SELECT), in-process, outside any test transaction.
+3. Starts gunicorn (bench.baseline:application, DEBUG off, free loopback port) and, in that one
+   server run, loads with wrk (8 connections; bench/wrk.lua checks every answer): POST
+   /api/v1/usage (1 AI image, an idempotency key of its own per request, so every request really
+   debits) and GET /bench/api/ (the baseline), taking turns round by round. Reports requests/s,
+   p50 and p99 latency, wrk's CPU share, the workers' peak RSS.
+4. Checks the books afterwards: one ledger entry, one remembered request and one token per debit,
+   at least as many debits as 201s counted, each balance equal to its ledger's sum and to its newest
+   running balance (exit status 1 if not).
+5. Writes its figures to bench/results/usage.json (bench/report.py's convention), prints them,
+   stops gunicorn and drops the database, also on errors and Ctrl-C.
+
+Goals (issue 12): >= 0.5x the authenticated API call's req/s, <= 3 SQL statements per debit beyond it.
 """
 
 import argparse
@@ -26,11 +28,14 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run as base  # noqa: E402  (bench/run.py: database, gunicorn and statistics helpers)
+import run as base  # noqa: E402  (bench/run.py: database, gunicorn, wrk and figure helpers)
+from report import print_table  # noqa: E402
 
 HOST = base.HOST
 USAGE_PATH = "/api/v1/usage"
-RATIO_GOAL = 0.4
+API_BASELINE_PATH = "/bench/api/"  # bench/baseline.py
+RATIO_GOAL = 0.5
+EXTRA_STATEMENTS_GOAL = 3
 START_BALANCE = 10_000_000
 
 
@@ -39,20 +44,17 @@ def parse_args():
     parser.add_argument("--pg", default=os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432"),
                         help="PostgreSQL server URL without a database name (env BENCH_PG_URL)")
     parser.add_argument("--db", default="pictor_bench_usage", help="database to create and drop (must contain 'bench')")
-    parser.add_argument("--requests", type=int, default=2000, help="measured requests per endpoint")
-    parser.add_argument("--warmup", type=int, default=200, help="unmeasured requests per endpoint first")
-    parser.add_argument("--rounds", type=int, default=4, help="the endpoints take turns in this many rounds")
-    parser.add_argument("--clients", type=int, default=8, help="concurrent client threads (K)")
+    parser.add_argument("--seconds", type=int, default=4, help="wrk duration per endpoint per round")
+    parser.add_argument("--warmup", type=int, default=1, help="unmeasured seconds per endpoint first")
+    parser.add_argument("--rounds", type=int, default=3, help="the endpoints take turns in this many rounds")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent connections (wrk -c)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--accounts", type=int, default=1,
-                        help="spread the clients over this many accounts (1: every debit queues on one account's lock)")
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database at the end")
     args = parser.parse_args()
     if "bench" not in args.db:
         parser.error("--db must contain 'bench': the database is dropped at the end")
-    if not 1 <= args.clients <= 64 or not 1 <= args.requests <= 100_000 or not 1 <= args.rounds <= args.requests \
-            or not 1 <= args.accounts <= args.clients:
-        parser.error("--clients 1-64, --requests 1-100000, --rounds 1..requests, --accounts 1..clients")
+    if not 1 <= args.clients <= 256 or not 1 <= args.seconds <= 600 or not 1 <= args.rounds <= 20:
+        parser.error("--clients 1-256, --seconds 1-600, --rounds 1-20")
     return args
 
 
@@ -78,35 +80,42 @@ def usage_body(tag: str) -> bytes:
                        "idempotency_key": f"{tag}-{uuid.uuid4().hex}"}).encode()
 
 
-def count_queries(key: str) -> dict:
-    """SQL queries of one usage request (after one warm-up request), in-process."""
+def count_statements(key: str) -> dict:
+    """SQL statements of one usage debit and of one API baseline call (after a warm-up of each), in-process.
+
+    Outside any test transaction, as in production: the debit's transaction is the outermost, so
+    it sends no SAVEPOINT (and psycopg's BEGIN and COMMIT are not logged as statements).
+    """
     from django.db import connection
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext
+    from django.test.utils import CaptureQueriesContext, override_settings
 
     client = Client()
     headers = {"Authorization": f"Bearer {key}"}
-    client.post(USAGE_PATH, usage_body("count"), content_type="application/json", headers=headers)
-    with CaptureQueriesContext(connection) as captured:
-        response = client.post(USAGE_PATH, usage_body("count"), content_type="application/json", headers=headers)
-    if response.status_code != 201:
-        raise RuntimeError(f"usage request failed in-process: HTTP {response.status_code} {response.content[:200]!r}")
-    return {"count": len(captured.captured_queries), "sql": [q["sql"] for q in captured.captured_queries]}
+    counted = {}
+    with override_settings(ROOT_URLCONF="bench.baseline"):
+        for name, call, good in (
+                ("usage", lambda: client.post(USAGE_PATH, usage_body("count"), content_type="application/json",
+                                              headers=headers), 201),
+                ("api_baseline", lambda: client.get(API_BASELINE_PATH, headers=headers), 200)):
+            call()
+            with CaptureQueriesContext(connection) as captured:
+                response = call()
+            if response.status_code != good:
+                raise RuntimeError(f"{name} failed in-process: HTTP {response.status_code} {response.content[:200]!r}")
+            counted[name] = {"count": len(captured.captured_queries),
+                             "sql": [q["sql"] for q in captured.captured_queries]}
+    return counted
 
 
-def load(port: int, method: str, path: str, headers: list[dict], total: int, clients: int, *, expect: int) -> dict:
-    """bench/run.py's load, with a fresh usage body for every POST and `expect` as the only good status."""
-    return base.load(port, path, headers, total, clients, method=method,
-                     body=usage_body if method == "POST" else None,
-                     check=lambda status, content: status == expect)
-
-
-def books(accounts: list, sent: int) -> dict:
-    """The ledgers after the run: one usage entry per request sent, and balances that add up."""
-    from tokens.models import TokenEntry
+def books(accounts: list, answered: int) -> dict:
+    """The ledgers after the run: one usage entry, one remembered request and one token per debit, at
+    least one debit per 201 counted (wrk stops with requests in flight), and balances that add up."""
+    from tokens.models import TokenEntry, UsageRequest
     from tokens.services import token_balance
 
     usage = TokenEntry.objects.filter(account__in=accounts, kind=TokenEntry.USAGE).count()
+    remembered = UsageRequest.objects.filter(account__in=accounts).count()
     balances_add_up = True
     spent = 0
     for account in accounts:
@@ -115,16 +124,15 @@ def books(accounts: list, sent: int) -> dict:
         newest = entries.order_by("-id").values_list("balance_after", flat=True).first()
         balances_add_up &= balance == ledger_sum == newest
         spent += START_BALANCE - balance
-    ok = usage == sent == spent and balances_add_up
-    return {"usage_entries": usage, "usage_requests_sent": sent, "tokens_spent": spent,
-            "balances_equal_ledger_sums": balances_add_up, "consistent": ok}
+    ok = usage == remembered == spent >= answered and balances_add_up
+    return {"usage_entries": usage, "usage_requests_remembered": remembered, "tokens_spent": spent,
+            "answered_201": answered, "balances_equal_ledger_sums": balances_add_up, "consistent": ok}
 
 
 def main() -> int:
     args = parse_args()
-    db_url = f"{args.pg.rstrip('/')}/{args.db}"
-    os.environ.update(DATABASE_URL=db_url, DEBUG="0", LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
-                      DJANGO_SETTINGS_MODULE="pictor_billing.settings")
+    os.environ["DATABASE_URL"] = f"{args.pg.rstrip('/')}/{args.db}"
+    base.plain_http_env()
     base.RESULTS.mkdir(parents=True, exist_ok=True)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda signum, frame: sys.exit(128 + signum))
@@ -139,52 +147,37 @@ def main() -> int:
         base.django_setup()
         from django.db import connections
 
-        print(f"migrating and seeding ({args.accounts} account(s) with {START_BALANCE:,} tokens and a device key) ...",
-              flush=True)
-        seeded = seed(args.accounts)
-        queries = count_queries(seeded[0][1])
+        print(f"migrating and seeding (an account with {START_BALANCE:,} tokens and a device key) ...", flush=True)
+        account, key = seed(1)[0]
+        statements = count_statements(key)
         connections.close_all()
 
         server = base.Gunicorn(workers=args.workers, env=dict(os.environ), log_path=base.RESULTS / "gunicorn-usage.log")
         server.wait_ready()
-        print(f"gunicorn on {HOST}:{server.port}, {args.workers} workers; {args.requests} requests per endpoint "
-              f"from {args.clients} client threads ...", flush=True)
+        print(f"gunicorn on {HOST}:{server.port}, {args.workers} workers; wrk, {args.clients} connections, "
+              f"{args.rounds} rounds of {args.seconds} s per endpoint ...", flush=True)
+        auth = {"Authorization": f"Bearer {key}"}
         endpoints = {
-            "healthz": ("GET", "/healthz", [{}], 200),
-            "usage": ("POST", USAGE_PATH, [{"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-                                           for _, key in seeded], 201),
+            "api_baseline": lambda tag: {"path": API_BASELINE_PATH, "headers": auth, "marker": '"baseline": "ok"'},
+            "usage": lambda tag: {"path": USAGE_PATH, "headers": auth, "expect": 201, "marker": '"debited"',
+                                  "usage_tag": f"{tag}-{uuid.uuid4().hex[:8]}"},
         }
-        sent = 0
-        for name, (method, path, headers, expect) in endpoints.items():
-            if args.warmup:
-                load(server.port, method, path, headers, args.warmup, args.clients, expect=expect)
-                sent += args.warmup if name == "usage" else 0
-        per_round = [args.requests // args.rounds + (1 if i < args.requests % args.rounds else 0)
-                     for i in range(args.rounds)]
-        rounds = {name: [] for name in endpoints}
-        for count in per_round:
-            for name, (method, path, headers, expect) in endpoints.items():
-                rounds[name].append(load(server.port, method, path, headers, count, args.clients, expect=expect))
-                sent += count if name == "usage" else 0
-        http_results = {name: base.summarize(done) for name, done in rounds.items()}
+        http = base.take_turns(server.port, endpoints, rounds=args.rounds, seconds=args.seconds,
+                               warmup=args.warmup, connections=args.clients)
+        peaks = server.workers_peak_rss_mb()
         server.stop()
         if server.log_tail().strip():
             print(f"gunicorn log ({base.RESULTS / 'gunicorn-usage.log'}):\n{server.log_tail()}", file=sys.stderr)
         server = None
 
-        checked = books([account for account, _ in seeded], sent + 2)  # + count_queries' two requests
-        ratio = round(http_results["usage"]["rps"] / http_results["healthz"]["rps"], 3)
-        report = {
-            **base.report_header(args, load_before, accounts=args.accounts, usage_path=USAGE_PATH),
-            "http": http_results,
-            "ratio": ratio,
-            "ratio_goal": RATIO_GOAL,
-            "ratio_goal_met": ratio >= RATIO_GOAL,
-            "queries": queries,
-            "books": checked,
-        }
+        # The 201s wrk counted; the warm-up's and count_statements' debits are on the books too.
+        checked = books([account], http["usage"]["requests"])
+        report = {**base.report_header(args, load_before, usage_path=USAGE_PATH),
+                  "figures": usage_figures(http, statements, peaks, checked, args),
+                  "http": http, "statements": statements, "books": checked, "workers_peak_rss_mb": peaks}
         (base.RESULTS / "usage.json").write_text(json.dumps(report, indent=2) + "\n")
-        print_table(report)
+        print_table(report["figures"], title="Usage API (bench/usage.py)", loadavg=report["loadavg"])
+        print(f"written: {base.RESULTS / 'usage.json'}")
         return 0 if checked["consistent"] else 1
     finally:
         if server is not None:
@@ -200,26 +193,32 @@ def main() -> int:
             print(f"dropped database {args.db}", flush=True)
 
 
-def print_table(report: dict) -> None:
-    print()
-    print(f"{'endpoint':<34}{'requests':>9}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}")
-    accounts = report["config"]["accounts"]
-    labels = {"healthz": "GET /healthz (baseline)",
-              "usage": f"POST /api/v1/usage ({accounts} account{'s' if accounts > 1 else ''})"}
-    for name, result in report["http"].items():
-        ratio = f"{report['ratio']:.2f}" if name == "usage" else "1.00"
-        print(f"{labels[name]:<34}{result['requests']:>9}{result['rps']:>10.1f}{result['p50_ms']:>9.2f}"
-              f"{result['p99_ms']:>9.2f}{ratio:>8}")
-    print(f"ratio goal >= {report['ratio_goal']}: {'met' if report['ratio_goal_met'] else 'NOT met'}")
-    print(f"SQL queries per usage request: {report['queries']['count']}")
-    b = report["books"]
-    print(f"books: {b['usage_entries']} usage entries and {b['tokens_spent']} tokens spent for "
-          f"{b['usage_requests_sent']} requests; every balance = its ledger's sum = its newest running balance: "
-          f"{'consistent' if b['consistent'] else 'NOT CONSISTENT'}")
-    load = report["loadavg"]
-    print(f"load average (1, 5, 15 min) before: {load['before']}, after: {load['after']} "
-          f"on {report['config']['cpus']} CPUs")
-    print(f"written: {base.RESULTS / 'usage.json'}")
+def usage_figures(http: dict, statements: dict, peaks: list[float], checked: dict, args) -> list[dict]:
+    """The usage API's figures against the authenticated API call measured in the same server run."""
+    api, usage = http["api_baseline"], http["usage"]
+    ratio = round(usage["rps"] / api["rps"], 2)
+    extra = statements["usage"]["count"] - statements["api_baseline"]["count"]
+    return [
+        base.figure("authenticated API call (baseline)", api["rps"], "req/s"),
+        base.figure("authenticated API call SQL statements (baseline)", statements["api_baseline"]["count"],
+                    "statements"),
+        base.figure("POST /api/v1/usage (one account)", usage["rps"], "req/s",
+                    baseline_name="authenticated API call", baseline=api["rps"], ratio=ratio,
+                    goal=f"≥ {RATIO_GOAL}× baseline", met=ratio >= RATIO_GOAL),
+        base.figure(f"POST /api/v1/usage p50 / p99 at {args.clients} clients", f"{usage['p50_ms']} / {usage['p99_ms']}",
+                    "ms", baseline_name="API call p50 / p99", baseline=f"{api['p50_ms']} / {api['p99_ms']}",
+                    goal="reported"),
+        base.figure("POST /api/v1/usage: SQL statements per debit beyond baseline", extra, "statements",
+                    baseline_name="authenticated API call", baseline=statements["api_baseline"]["count"],
+                    goal=f"≤ {EXTRA_STATEMENTS_GOAL}", met=extra <= EXTRA_STATEMENTS_GOAL),
+        base.figure("usage books after the run (ledger = balance, one debit per request)",
+                    "consistent" if checked["consistent"] else "NOT CONSISTENT", "", goal="consistent",
+                    met=checked["consistent"]),
+        base.figure("wrk's CPU share (usage, worst)", max(r["client_cpu_share"] for r in http.values()),
+                    "of all CPUs", goal="the client is not the bottleneck"),
+        base.figure("gunicorn worker peak RSS (usage API)", max(peaks), "MB", goal=f"< {base.RSS_GOAL_MB} MB",
+                    met=max(peaks) < base.RSS_GOAL_MB),
+    ]
 
 
 if __name__ == "__main__":
