@@ -237,31 +237,38 @@ def _numbers_take(invoices: list[Invoice]) -> None:
             raise RuntimeError(f"could not number the invoices of {year}")
 
 
-@transaction.atomic
 def invoice_status_set(*, invoice: Invoice, to_status: str, reason: str, attempt_id: int | None = None,
                        user=None) -> Invoice:
     """Move an invoice's payment status, and record the move (from, to, when, why, the attempt).
 
     Moving to the status it already has is a no-op (a retried settle step must not fail);
-    any move the rules do not allow raises InvoiceStatusRefused (in a savepoint: the caller's
-    transaction stays usable). The move itself is one conditional UPDATE from the status the
-    caller's copy shows; only when that copy is stale is the row read again, locked.
+    any move the rules do not allow raises InvoiceStatusRefused, having written nothing, so the
+    caller's transaction stays usable. The move itself is one conditional UPDATE from the status
+    the caller's copy shows; only when that copy is stale is the row read again, locked.
     """
-    from_status = invoice.status
-    moved = (from_status, to_status) in STATUS_MOVES and Invoice.objects.filter(pk=invoice.pk)._status_move(
-        from_status=from_status, to_status=to_status)
-    if not moved:
-        current = Invoice.objects.select_for_update().get(pk=invoice.pk)
-        if current.status == to_status:
-            return current
-        if (current.status, to_status) not in STATUS_MOVES:
-            raise InvoiceStatusRefused(f"{current.number} is {current.get_status_display().lower()}; "
-                                       f"it cannot become {dict(Invoice.STATUS_CHOICES)[to_status].lower()}.")
-        from_status = current.status
-        Invoice.objects.filter(pk=invoice.pk)._status_move(from_status=from_status, to_status=to_status)
-    InvoiceStatusChange.objects.create(invoice=invoice, from_status=from_status, to_status=to_status,
-                                       reason=reason[:200], attempt_id=attempt_id, changed_by=user,
-                                       changed_at=clock.now(invoice.account))
+    # No savepoint (two round trips on every payment): a refusal is raised after the block, which
+    # has then written nothing, so it never marks the caller's transaction for rollback.
+    refusal = ""
+    with transaction.atomic(savepoint=False):
+        from_status = invoice.status
+        moved = (from_status, to_status) in STATUS_MOVES and Invoice.objects.filter(pk=invoice.pk)._status_move(
+            from_status=from_status, to_status=to_status)
+        if not moved:
+            current = Invoice.objects.select_for_update().get(pk=invoice.pk)
+            if current.status == to_status:
+                return current
+            if (current.status, to_status) not in STATUS_MOVES:
+                refusal = (f"{current.number} is {current.get_status_display().lower()}; "
+                           f"it cannot become {dict(Invoice.STATUS_CHOICES)[to_status].lower()}.")
+            else:
+                from_status = current.status
+                Invoice.objects.filter(pk=invoice.pk)._status_move(from_status=from_status, to_status=to_status)
+        if not refusal:
+            InvoiceStatusChange.objects.create(invoice=invoice, from_status=from_status, to_status=to_status,
+                                               reason=reason[:200], attempt_id=attempt_id, changed_by=user,
+                                               changed_at=clock.now(invoice.account))
+    if refusal:
+        raise InvoiceStatusRefused(refusal)
     invoice.status = to_status
     return invoice
 
