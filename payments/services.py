@@ -288,8 +288,12 @@ def attempts_begin_first(*, attempts: list[dict]) -> list[PaymentAttempt]:
 @transaction.atomic
 def attempt_record(attempt: PaymentAttempt, outcome: PaymentOutcome) -> PaymentAttempt:
     """Record the processor's answer (forward moves only); a success marks the invoice it pays paid."""
-    attempt = (PaymentAttempt.objects.select_for_update(of=("self",))
-               .select_related("invoice__account", "card").get(pk=attempt.pk))
+    locked = PaymentAttempt.objects.select_for_update(of=("self",))
+    if _OUTCOME_STATUS[outcome.status] == PaymentAttempt.SUCCEEDED and attempt.kind != PaymentAttempt.REFUND:
+        locked = locked.select_related("invoice__account")  # only a success can pay an invoice
+    caller_copy, attempt = attempt, locked.get(pk=attempt.pk)
+    if PaymentAttempt.card.is_cached(caller_copy) and caller_copy.card_id == attempt.card_id:
+        attempt.card = caller_copy.card  # for the paid reason, without reading the card again
     if not _answer_apply(attempt, outcome):
         return attempt
     attempt.save(update_fields=ANSWER_FIELDS)
