@@ -1,6 +1,7 @@
-"""Card actions that depend on what the account has bought."""
+"""Card actions that depend on what the account has bought, and the default card read together with
+other figures of the account."""
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from accounts.models import Account
 from accounts.services import account_lock
@@ -29,3 +30,29 @@ def card_remove_preview(*, account: Account, card: Card) -> tuple[str, Card | No
     licenses_active = License.objects.filter(account=account).active().exists()
     refusal = card_removal_refusal(account=account, card=card, default_required=licenses_active)
     return refusal, None if refusal else card_successor(account=account, card=card)
+
+
+# The card's columns the Billing area shows (its label, its expiry); the others load if ever asked.
+_CARD_FIELDS = ["id", "account_id", "brand", "last4", "exp_month", "exp_year"]
+
+
+def default_card_with(account: Account, **figures: tuple[str, list]) -> tuple[Card | None, dict]:
+    """`payments.services.default_card` and these figures of the account, in one query: (the default card
+    or None, {name: value}). Each figure is (a scalar SELECT in plain SQL, its parameters).
+
+    Plain SQL that PostgreSQL and SQLite both run: built by the ORM (a FilteredRelation and the header's
+    seven subqueries) the query cost ~6 ms of CPU on every page, the database well under one. The default
+    card is unique per account and never a removed one (Card's constraints), so the join finds at most
+    one row, as default_card does.
+    """
+    selects = ", ".join(f"({sql}) AS {name}" for name, (sql, _) in figures.items())
+    params = [value for _, values in figures.values() for value in values]
+    columns = ", ".join(f"card.{name}" for name in _CARD_FIELDS)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns}{', ' if selects else ''}{selects} FROM (SELECT 1) AS one "
+                       f"LEFT JOIN {Card._meta.db_table} card ON card.account_id = %s AND card.is_default = %s",
+                       [*params, account.pk, True])
+        row = cursor.fetchone()
+    card_values, values = row[:len(_CARD_FIELDS)], row[len(_CARD_FIELDS):]
+    card = None if card_values[0] is None else Card.from_db(connection.alias, _CARD_FIELDS, card_values)
+    return card, dict(zip(figures, values, strict=True))

@@ -2,13 +2,17 @@
 (past due, no card, auto top-up switched off by a decline, a payment to confirm or being confirmed,
 an email to verify)."""
 
+from decimal import Decimal
+
+from accounts.models import Account
+from billing.cards import default_card_with
 from billing.models import Renewal
 from billing.renewals import next_renewal, open_renewals
-from payments.models import PaymentAttempt
-from payments.services import credit_balance, default_card
+from invoices.models import Invoice
+from payments.models import Card, CreditEntry, PaymentAttempt
 from pictor_billing import clock
-from tokens.models import TokenSettings
-from tokens.services import signup_granted, token_balance
+from pictor_billing.money import CENT, ZERO
+from tokens.models import TokenEntry, TokenSettings
 
 
 def billing_header(request):
@@ -19,30 +23,79 @@ def billing_header(request):
     return {"billing": BillingHeader(user.account, user)}
 
 
+def header_figures(account: Account, *, signup_grant: bool) -> dict:
+    """Everything the header shows, in one query whatever the account's size: the token balance, the
+    low-balance alert and auto top-up failure, the credit balance, the default card, and the ids of a
+    past-due renewal and of payments to confirm or being confirmed (None when there is none).
+
+    `signup_grant`: also ask whether the welcome tokens were granted (only an unverified user's header
+    asks, so no other header looks through the ledger for it).
+    """
+    tables = {name: model._meta.db_table for name, model in (
+        ("entry", TokenEntry), ("prefs", TokenSettings), ("credit", CreditEntry), ("renewal", Renewal),
+        ("invoice", Invoice), ("attempt", PaymentAttempt))}
+    pk = account.pk
+    # Each rule as its own app states it: tokens.services.token_balance (the newest entry's running
+    # balance), payments.services.credit_balance (the ledger's sum), billing.renewals.open_renewals (past
+    # due, its invoice open, oldest first), the header's two payment banners (newest first, as
+    # PaymentAttempt.Meta.ordering).
+    attempt = f"SELECT id FROM {tables['attempt']} WHERE account_id = %s AND status = %s"
+    figures = {
+        "tokens": (f"SELECT balance_after FROM {tables['entry']} WHERE account_id = %s ORDER BY id DESC LIMIT 1",
+                   [pk]),
+        "threshold": (f"SELECT low_balance_threshold FROM {tables['prefs']} WHERE account_id = %s", [pk]),
+        "failure": (f"SELECT auto_top_up_failure FROM {tables['prefs']} WHERE account_id = %s", [pk]),
+        "credit": (f"SELECT SUM(amount) FROM {tables['credit']} WHERE account_id = %s", [pk]),
+        "past_due_id": (f"SELECT r.id FROM {tables['renewal']} r JOIN {tables['invoice']} i ON i.id = r.invoice_id "
+                        "WHERE r.account_id = %s AND r.status = %s AND i.status = %s ORDER BY r.billing_date LIMIT 1",
+                        [pk, Renewal.PAST_DUE, Invoice.OPEN]),
+        "to_confirm_id": (f"{attempt} AND off_session = %s ORDER BY created_at DESC, id DESC LIMIT 1",
+                          [pk, PaymentAttempt.REQUIRES_ACTION, False]),
+        "being_confirmed_id": (f"{attempt} ORDER BY created_at DESC, id DESC LIMIT 1", [pk, PaymentAttempt.UNKNOWN]),
+    }
+    if signup_grant:
+        figures["granted"] = (f"SELECT COUNT(*) FROM (SELECT 1 FROM {tables['entry']} WHERE account_id = %s "
+                              "AND kind = %s LIMIT 1) AS grant_entry", [pk, TokenEntry.SIGNUP_GRANT])
+    card, row = default_card_with(account, **figures)
+    return {
+        "tokens": row["tokens"] or 0,
+        "threshold": (TokenSettings._meta.get_field("low_balance_threshold").default
+                      if row["threshold"] is None else row["threshold"]),
+        "failure": row["failure"] or "",
+        "credit": ZERO if row["credit"] is None else _money(row["credit"]),
+        "card": card,
+        "past_due_id": row["past_due_id"], "to_confirm_id": row["to_confirm_id"],
+        "being_confirmed_id": row["being_confirmed_id"], "granted": bool(row.get("granted")),
+    }
+
+
+def _money(value) -> Decimal:
+    """A database sum of money as Decimal cents: PostgreSQL sends a Decimal, SQLite a number (read through
+    its shortest repr, as the ORM's SQLite converter does, never float arithmetic)."""
+    return (value if isinstance(value, Decimal) else Decimal(repr(value))).quantize(CENT)
+
+
 class BillingHeader:
-    """Computed lazily, so pages that never show the header run no query for it."""
+    """Computed lazily, so pages that never show the header run no query for it; the first figure asked
+    reads them all (`header_figures`), and a banner's record is loaded only when there is one."""
 
     def __init__(self, account, user=None):
         self.account, self.user = account, user
 
     @property
-    def token_balance(self) -> int:
-        if not hasattr(self, "_tokens"):
-            self._tokens = token_balance(self.account)
-        return self._tokens
+    def _figures(self) -> dict:
+        if not hasattr(self, "_read"):
+            unverified = self.user is not None and self.user.email_verified_at is None
+            self._read = header_figures(self.account, signup_grant=unverified)
+        return self._read
 
     @property
-    def _token_settings(self) -> tuple[int, str]:
-        """(low-balance threshold, auto top-up failure) in one query; the model's defaults before any are saved."""
-        if not hasattr(self, "_prefs"):
-            self._prefs = (TokenSettings.objects.filter(account=self.account)
-                           .values_list("low_balance_threshold", "auto_top_up_failure").first()
-                           or (TokenSettings._meta.get_field("low_balance_threshold").default, ""))
-        return self._prefs
+    def token_balance(self) -> int:
+        return self._figures["tokens"]
 
     @property
     def low_balance_threshold(self) -> int:
-        return self._token_settings[0]
+        return self._figures["threshold"]
 
     @property
     def low_balance(self) -> bool:
@@ -52,37 +105,36 @@ class BillingHeader:
     @property
     def auto_top_up_failure(self) -> str:
         """Why a decline switched auto top-up off; shown as a banner until the owner switches it on again."""
-        return self._token_settings[1]
+        return self._figures["failure"]
 
     @property
     def email_to_verify(self) -> bool:
         """The user has not verified their email and the account still waits for its welcome tokens."""
         return (self.user is not None and self.user.email_verified_at is None
-                and not signup_granted(self.account))
+                and not self._figures["granted"])
 
     @property
-    def default_card(self):
-        if not hasattr(self, "_card"):
-            self._card = default_card(self.account)
-        return self._card
+    def default_card(self) -> Card | None:
+        return self._figures["card"]
 
     @property
     def past_due(self) -> Renewal | None:
         """The oldest renewal waiting for payment (its licenses past due), or None."""
         if not hasattr(self, "_past_due"):
-            self._past_due = open_renewals(self.account).filter(status=Renewal.PAST_DUE).first()
+            found = self._figures["past_due_id"]
+            self._past_due = None if found is None else open_renewals(self.account).filter(pk=found).first()
         return self._past_due
 
     @property
     def next_renewal(self):
         """The next renewal as the run will charge it (Licenses tab)."""
         if not hasattr(self, "_next_renewal"):
-            self._next_renewal = next_renewal(self.account)
+            self._next_renewal = next_renewal(self.account, credit=self.credit_balance)
         return self._next_renewal
 
     @property
-    def credit_balance(self):
-        return credit_balance(self.account)
+    def credit_balance(self) -> Decimal:
+        return self._figures["credit"]
 
     @property
     def test_clock(self):
@@ -98,10 +150,18 @@ class BillingHeader:
     @property
     def payment_to_confirm(self) -> PaymentAttempt | None:
         """An on-session payment waiting for the cardholder's authentication (3-D Secure)."""
-        return (PaymentAttempt.objects.filter(account=self.account, status=PaymentAttempt.REQUIRES_ACTION,
-                                              off_session=False).order_by("-created_at").first())
+        return self._attempt("to_confirm_id")
 
     @property
     def payment_being_confirmed(self) -> PaymentAttempt | None:
         """A payment the processor has not answered for: the owner sees it is being confirmed."""
-        return PaymentAttempt.objects.filter(account=self.account, status=PaymentAttempt.UNKNOWN).first()
+        return self._attempt("being_confirmed_id")
+
+    def _attempt(self, which: str) -> PaymentAttempt | None:
+        found = self._figures[which]
+        if found is None:
+            return None
+        cached = f"_{which}"
+        if not hasattr(self, cached):
+            setattr(self, cached, PaymentAttempt.objects.filter(pk=found).first())
+        return getattr(self, cached)

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.decorators import account_required
+from billing.cards import default_card_with
 from billing.checkout import OrderChanged, PaymentNeedsAction, PaymentPending, checkout_continue
 from billing.renewals import renewal_charge_outcome
 from licenses.models import Purchase
@@ -25,7 +26,6 @@ from payments.services import (
     PaymentDeclined,
     attempt_refresh,
     attempts_unsettled,
-    default_card,
     get_gateway,
 )
 from pictor_billing import clock
@@ -39,13 +39,19 @@ def pay_context(request, quote, *, salt: str, purpose: str, next_url: str) -> di
 
     `next_url` is where "Add a card" brings the owner back to.
     """
-    card = default_card(request.account)
-    unsettled = [attempt for attempt in attempts_unsettled(request.account, (purpose,))
-                 if attempt.status == PaymentAttempt.UNKNOWN]
+    # The card and a payment being confirmed in one query (every keystroke in a modal asks again); the
+    # payment itself is loaded only when there is one. Being confirmed: the newest of
+    # attempts_unsettled(account, (purpose,)) whose status is unknown.
+    unknown = (f"SELECT id FROM {PaymentAttempt._meta.db_table} WHERE account_id = %s AND purpose = %s "
+               "AND status = %s ORDER BY created_at DESC, id DESC LIMIT 1")
+    card, found = default_card_with(request.account, being_confirmed=(
+        unknown, [request.account.pk, purpose, PaymentAttempt.UNKNOWN]))
+    being_confirmed = (None if found["being_confirmed"] is None
+                       else attempts_unsettled(request.account, (purpose,)).filter(pk=found["being_confirmed"]).first())
     return {
         "card": card, "card_expired": card is not None and card.is_expired(clock.today(request.account)),
         "digest": quote_digest(quote, account_id=request.account.pk, salt=salt) if quote is not None else "",
-        "being_confirmed": unsettled[0] if unsettled else None, "pay_next": next_url,
+        "being_confirmed": being_confirmed, "pay_next": next_url,
     }
 
 

@@ -2,11 +2,13 @@
 
 from decimal import Decimal
 
+import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from invoices.models import Invoice
 from invoices.services import issuing_invoices
+from payments.models import PaymentAttempt
 from pictor_billing import clock
 from pictor_billing.pricing import QuoteLine
 from tests.conftest import logged_in
@@ -39,3 +41,31 @@ def test_five_thousand_invoices_are_shown_25_a_page_in_the_queries_of_one(alice,
     assert body.count('aria-label="Download PDF of invoice ') == 25
     assert "Page 150 of 200" in body
     assert 'aria-label="Invoice pages"' in body
+
+
+# The session, the user, the page's count and rows, and the Billing header in one query.
+TAB_QUERIES = 5
+
+
+@pytest.mark.parametrize("count", [1, 5000])
+def test_the_tab_costs_a_fixed_number_of_queries_whatever_the_account_s_size(
+        alice, django_assert_max_num_queries, count):
+    many_invoices(alice.account, count)
+    client = logged_in(alice)
+    client.get("/billing/invoices/")
+    with django_assert_max_num_queries(TAB_QUERIES):
+        response = client.get("/billing/invoices/?page=2")
+    assert response.status_code == 200
+
+
+def test_the_header_loads_a_banner_s_payment_only_when_there_is_one(alice, django_assert_max_num_queries):
+    """A payment waiting for the cardholder and one being confirmed: a query each, beyond the header's one."""
+    for status, key in [(PaymentAttempt.REQUIRES_ACTION, "confirm"), (PaymentAttempt.UNKNOWN, "unknown")]:
+        PaymentAttempt.objects.create(account=alice.account, purpose=PaymentAttempt.PURCHASE,
+                                      kind=PaymentAttempt.AUTHORIZE, amount=Decimal("297.00"), status=status,
+                                      description="Pro license, monthly", idempotency_key=key, gateway="sandbox")
+    client = logged_in(alice)
+    with django_assert_max_num_queries(TAB_QUERIES + 2 - 1):  # no invoices: the count, and no page of rows
+        body = text(client.get("/billing/invoices/"))
+    assert 'data-banner="confirm-payment"' in body
+    assert 'data-banner="payment-being-confirmed"' in body

@@ -12,7 +12,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from billing.renewals import next_renewal, renewal_quote
 from licenses.models import License, PriceListEntry, PriceListVersion
+from licenses.services import license_cancel, license_change_schedule
+from payments.models import CreditEntry
 from tests.conftest import logged_in
 from tests.factories import CouponFactory
 from tests.helpers import buy_directly, clock_at, summary, summary_figure, text
@@ -149,3 +152,49 @@ class TestLicensesTab:
         body = text(logged_in(alice).get("/billing/licenses/?page=2", headers={"HX-Request": "true"}))
         assert body.lstrip().startswith('<div id="license-table">')
         assert body.count('<tr id="license-') == 5
+
+
+class TestPayAreaQueries:
+    def test_the_card_and_a_payment_being_confirmed_cost_one_query_in_the_summary(
+            self, prices, alice, alice_card, welcome10, django_assert_max_num_queries):
+        bulk_licenses(alice.account, 1)
+        client = logged_in(alice)
+        summary(client, **SUMMARY)
+        # The coupon, the account's purchase state, and the pay area's card with any payment being confirmed.
+        with django_assert_max_num_queries(BASELINE_QUERIES + 2):
+            response = summary(client, **SUMMARY)
+        assert "with Visa ending 4242" in text(response)
+
+
+@pytest.mark.usefixtures("prices", "alice_card")
+class TestLicensesTabQueries:
+    # The session, the user, the page's count and rows, the Billing header (one query), the next
+    # renewal (the date and bracket, the licenses due) and the price list's version.
+    TAB_QUERIES = 8
+
+    @pytest.mark.parametrize("count", [1, 1000])
+    def test_the_tab_costs_a_fixed_number_of_queries_whatever_the_account_s_size(
+            self, alice, django_assert_max_num_queries, count):
+        bulk_licenses(alice.account, count)
+        client = logged_in(alice)
+        client.get("/billing/licenses/")
+        with django_assert_max_num_queries(self.TAB_QUERIES):
+            response = client.get("/billing/licenses/?page=2")
+        assert response.status_code == 200
+        assert "data-next-renewal" in text(response)
+
+    def test_the_next_renewal_line_quotes_what_the_run_would_charge(self, alice):
+        """The line's quote (counted, not loaded) equals renewal_quote's on that date: a mix of tiers and
+        periods, a scheduled downgrade, a cancelled license due that day, a license due later, credit."""
+        bulk_licenses(alice.account, 12)
+        buy_directly(alice.account, tier="pro", period="annual", quantity=3)
+        licenses = list(License.objects.filter(account=alice.account, tier="basic")[:3])
+        license_change_schedule(account=alice.account, license=licenses[0], tier="basic", period="monthly")
+        license_cancel(account=alice.account, license=licenses[1])
+        CreditEntry.objects.create(account=alice.account, kind=CreditEntry.ADMIN_CREDIT, amount=Decimal("25.00"))
+
+        shown = next_renewal(alice.account)
+        run = renewal_quote(alice.account, shown.billing_date)
+
+        assert shown == run
+        assert shown.count == 14  # 15 active, the cancelled one left out of the bracket
