@@ -106,6 +106,9 @@ def parse_args():
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database at the end")
     parser.add_argument("--seed-only", action="store_true",
                         help="seed and count the queries, then stop (with --keep-db: a database to look into)")
+    parser.add_argument("--search-only", action="store_true",
+                        help="seed, count the queries and load the search against the baseline, print, then stop "
+                             "(no CSV, no zip, nothing written)")
     args = parser.parse_args()
     if "bench" not in args.db:
         parser.error("--db must contain 'bench': the database is dropped at the end")
@@ -659,6 +662,12 @@ def main() -> int:
                 latencies[name] += load(server.port, page_paths, headers, count, args.clients, marker)
         http_results = {name: latency_summary(got) for name, got in latencies.items()}
         memory_after_search = server.memory()
+        if args.search_only:
+            search_p50, baseline_p50 = http_results["search"]["p50_ms"], http_results["baseline"]["p50_ms"]
+            print(json.dumps({"http": http_results, "queries": {label: q["count"] for label, q in queries.items()}}))
+            print(f"search p50 {search_p50} ms = {search_p50 / baseline_p50:.2f}× baseline p50 {baseline_p50} ms "
+                  f"(goal ≤ {LATENCY_GOAL}×); load average before {before}, after {pdf_bench.loadavg()}")
+            return 0
 
         print(f"CSV of all {args.invoices:,} invoices vs COPY, {args.csv_runs} times each ...", flush=True)
         csv_runs, copy_runs = [], []

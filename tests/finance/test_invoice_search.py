@@ -48,6 +48,12 @@ def test_everything_newest_first_without_test_accounts(finance_client, book):
     assert shown(finance_client) == numbers(book, "change", "credit", "top_up", "renewal", "purchase")
 
 
+def test_no_template_comment_reaches_the_page(finance_client, book):
+    # A multi-line {# #} is not a comment to Django: it was printed above the table.
+    body = finance_client.get("/finance/").content.decode()
+    assert "{#" not in body and "worked out with the rows" not in body
+
+
 @pytest.mark.parametrize(("params", "expected"), [
     ({"q": "charlie"}, ["change"]),  # the account's name
     ({"q": "Alice Events"}, ["credit", "top_up", "renewal", "purchase"]),
