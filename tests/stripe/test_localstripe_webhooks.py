@@ -19,14 +19,29 @@ pytestmark = pytest.mark.django_db(transaction=True)
 WAIT = 30  # seconds; localstripe sends each event a second after it happens
 
 
-def test_the_emulators_signed_events_reach_the_webhook_and_are_stored_once(stripe_on, settings, live_server,
-                                                                           localstripe, prices, alice):
-    settings.STRIPE_WEBHOOK_SECRET = "whsec_localstripe_test"
-    hook = f"pictor-{uuid.uuid4().hex[:8]}"
-    form = urllib.parse.urlencode({"url": f"{live_server.url}/stripe/webhook/",
-                                   "secret": settings.STRIPE_WEBHOOK_SECRET}).encode()
+def hook_point(localstripe: str, hook: str, url: str, secret: str) -> None:
+    form = urllib.parse.urlencode({"url": url, "secret": secret}).encode()
     with urllib.request.urlopen(f"{localstripe}/_config/webhooks/{hook}", data=form, timeout=5) as answer:
         assert answer.status == 200
+
+
+@pytest.fixture
+def webhook_to_live_server(localstripe, live_server, settings):
+    """The emulator's webhook, pointed at the live server for this test only.
+
+    The emulator lives for the whole session and cannot forget a webhook: left pointing at the live
+    server, the later Stripe tests' events would reach it while they run, and on SQLite the live
+    server shares their in-memory database connection. So it is pointed at the discard port after.
+    """
+    settings.STRIPE_WEBHOOK_SECRET = "whsec_localstripe_test"
+    hook = f"pictor-{uuid.uuid4().hex[:8]}"
+    hook_point(localstripe, hook, f"{live_server.url}/stripe/webhook/", settings.STRIPE_WEBHOOK_SECRET)
+    yield
+    hook_point(localstripe, hook, "http://127.0.0.1:9/", settings.STRIPE_WEBHOOK_SECRET)
+
+
+def test_the_emulators_signed_events_reach_the_webhook_and_are_stored_once(stripe_on, webhook_to_live_server,
+                                                                           prices, alice):
     setup = card_setup_begin(account=alice.account)
     card_setup_finish(account=alice.account, setup_ref=browser_card(stripe_on, setup["client_secret"],
                                                                     "4242424242424242"))
