@@ -753,17 +753,7 @@ def main() -> int:
         print_table(report)
         return 0
     finally:
-        if server is not None:
-            server.stop()
-        if created and not args.keep_db:
-            try:
-                from django.db import connections
-
-                connections.close_all()
-            except Exception:  # noqa: BLE001 - Django may not be set up yet
-                pass
-            base.database_drop(args.pg, args.db)
-            print(f"dropped database {args.db}", flush=True)
+        base.teardown(server, args, created=created)
         import shutil
 
         shutil.rmtree(cache, ignore_errors=True)

@@ -102,6 +102,21 @@ def database_drop(pg: str, name: str) -> None:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+def teardown(server, args, *, created: bool) -> None:
+    """Stop the benchmark's gunicorn and drop the database it created (unless --keep-db)."""
+    if server is not None:
+        server.stop()
+    if created and not args.keep_db:
+        try:
+            from django.db import connections
+
+            connections.close_all()
+        except Exception:  # noqa: BLE001 - Django may not be set up yet
+            pass
+        database_drop(args.pg, args.db)
+        print(f"dropped database {args.db}", flush=True)
+
+
 def django_setup() -> None:
     sys.path.insert(0, str(BASE))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pictor_billing.settings")
@@ -412,17 +427,7 @@ def main() -> int:
         print(f"written: {RESULTS / 'pages.json'}")
         return 0
     finally:
-        if server is not None:
-            server.stop()
-        if created and not args.keep_db:
-            try:
-                from django.db import connections
-
-                connections.close_all()
-            except Exception:  # noqa: BLE001 - Django may not be set up yet
-                pass
-            database_drop(args.pg, args.db)
-            print(f"dropped database {args.db}", flush=True)
+        teardown(server, args, created=created)
 
 
 def page_figures(http: dict, queries: dict, peaks: list[float], args) -> list[dict]:

@@ -180,17 +180,7 @@ def main() -> int:
         print(f"written: {base.RESULTS / 'usage.json'}")
         return 0 if checked["consistent"] else 1
     finally:
-        if server is not None:
-            server.stop()
-        if created and not args.keep_db:
-            try:
-                from django.db import connections
-
-                connections.close_all()
-            except Exception:  # noqa: BLE001 - Django may not be set up yet
-                pass
-            base.database_drop(args.pg, args.db)
-            print(f"dropped database {args.db}", flush=True)
+        base.teardown(server, args, created=created)
 
 
 def usage_figures(http: dict, statements: dict, peaks: list[float], checked: dict, args) -> list[dict]:

@@ -118,3 +118,19 @@ def logged_in(user) -> Client:
 @pytest.fixture
 def alice_client(alice):
     return logged_in(alice)
+
+
+@pytest.fixture
+def renders(monkeypatch):
+    """The numbers of the invoices actually rendered by WeasyPrint (each a real render), in order."""
+    from invoices import pdf as invoice_pdfs
+
+    calls = []
+    real = invoice_pdfs.invoice_pdf
+
+    def counting(invoice):
+        calls.append(invoice.number)
+        return real(invoice)
+
+    monkeypatch.setattr(invoice_pdfs, "invoice_pdf", counting)
+    return calls

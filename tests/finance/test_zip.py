@@ -4,11 +4,8 @@ and a progress page; every download is recorded."""
 import io
 import zipfile
 
-import pytest
-
 from finance import views
 from finance.models import ExportRecord, ZipJob
-from invoices import pdf as invoice_pdfs
 from tests.finance.helpers import invoice_make
 from tests.helpers import HTMX, text
 
@@ -22,20 +19,6 @@ def entries(response) -> dict[str, bytes]:
     archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
     assert archive.testzip() is None
     return {name: archive.read(name) for name in archive.namelist()}
-
-
-@pytest.fixture
-def renders(monkeypatch):
-    """Count the PDF renders (each a real WeasyPrint render)."""
-    calls = []
-    real = invoice_pdfs.invoice_pdf
-
-    def counting(invoice):
-        calls.append(invoice.number)
-        return real(invoice)
-
-    monkeypatch.setattr(invoice_pdfs, "invoice_pdf", counting)
-    return calls
 
 
 def test_a_small_set_streams_at_once_and_each_pdf_is_cached(finance_client, finance_user, alice, charlie, renders,

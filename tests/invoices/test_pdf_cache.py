@@ -14,20 +14,6 @@ from tests.finance.helpers import finance_user_make, invoice_make
 from tests.invoices.test_invoices import PDFTOTEXT, issue, pdf_text
 
 
-@pytest.fixture
-def renders(monkeypatch):
-    """The numbers of the invoices actually rendered by WeasyPrint."""
-    calls = []
-    real = invoice_pdfs.invoice_pdf
-
-    def counting(invoice):
-        calls.append(invoice.number)
-        return real(invoice)
-
-    monkeypatch.setattr(invoice_pdfs, "invoice_pdf", counting)
-    return calls
-
-
 def download(client, url):
     response = client.get(url)
     assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
