@@ -28,7 +28,12 @@ from pictor_billing.pricing.calendar import add_years, anchor_date, day_words, s
 
 @dataclass(frozen=True)
 class RenewingLicense:
-    """A license renewing on the billing date, as it renews (a scheduled downgrade already applied)."""
+    """A license renewing on the billing date, as it renews (a scheduled downgrade already applied).
+
+    `count`: this many licenses of one shape, `id` the first of them. The billing run quotes one
+    license each (count 1: it records what each one renews at); the Licenses tab's next-renewal line
+    quotes shapes, so 1,000 alike licenses price as one entry.
+    """
 
     id: int
     tier: str
@@ -37,6 +42,7 @@ class RenewingLicense:
     # Annual -> monthly joining the anchor mid-cycle: charged these days of its cycle, pro-rata.
     prorata_days: int | None = None
     cycle_days: int | None = None
+    count: int = 1
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class RenewedLicense:
     rate: Decimal
     paid: Decimal
     renews_to: date
+    count: int = 1  # licenses of this shape (RenewingLicense.count)
 
 
 @dataclass(frozen=True)
@@ -79,14 +86,14 @@ class RenewalQuote:
 
     @property
     def quantity(self) -> int:
-        return len(self.licenses)
+        return sum(lic.count for lic in self.licenses)
 
     @property
     def what(self) -> str:
         """What renews, in words: "3 Pro monthly, 1 Basic annual"."""
         counts: dict[tuple[str, str], int] = {}
         for lic in self.licenses:
-            counts[(lic.tier, lic.period)] = counts.get((lic.tier, lic.period), 0) + 1
+            counts[(lic.tier, lic.period)] = counts.get((lic.tier, lic.period), 0) + lic.count
         return ", ".join(f"{count} {TIER_LABELS[tier]} {period}" for (tier, period), count in counts.items())
 
 
@@ -124,7 +131,7 @@ def quote_renewal(
     if others_active < 0:
         raise PricingError("others_active cannot be negative")
     credit_balance = max(to_money(credit_balance), ZERO)
-    count = len(renewing) + others_active
+    count = sum(lic.count for lic in renewing) + others_active
     rate = volume_rate(count)
     groups: dict[tuple[str, str, date], list[RenewingLicense]] = {}
     for lic in renewing:
@@ -134,6 +141,8 @@ def quote_renewal(
             raise PricingError("a renewal runs to a later date")
         if lic.prorata_days is not None and not 0 < lic.prorata_days < (lic.cycle_days or 0):
             raise PricingError("a pro-rata renewal charges part of its cycle")
+        if lic.count < 1:
+            raise PricingError("a renewing entry counts at least one license")
         groups.setdefault((lic.tier, lic.period, lic.renews_to, lic.prorata_days, lic.cycle_days), []).append(lic)
     lines, renewed = [], []
     order = {(tier, period): index for index, (tier, period) in
@@ -146,12 +155,13 @@ def quote_renewal(
             raise PricingError(f"no price for {tier} {period} on {billing_date}") from None
         charged = unit if days is None else to_money(unit * days / cycle)
         prorata = "" if days is None else f" (pro-rata: {days} of {cycle} days)"
+        quantity = sum(lic.count for lic in members)
         lines.append(QuoteLine(
             "item", f"{TIER_LABELS[tier]} license, {PERIOD_LABELS[period].lower()}: "
                     f"{day_words(billing_date)} – {day_words(renews_to)}{prorata}",
-            len(members), charged, charged * len(members)))
+            quantity, charged, charged * quantity))
         paid = to_money(charged * (1 - rate))
-        renewed += [RenewedLicense(lic.id, tier, period, unit, rate, paid, renews_to) for lic in members]
+        renewed += [RenewedLicense(lic.id, tier, period, unit, rate, paid, renews_to, lic.count) for lic in members]
     subtotal = sum((line.amount for line in lines), ZERO)
     discount = to_money(subtotal * rate)
     if discount:

@@ -90,12 +90,27 @@ def test_the_discount_rounds_once_half_up_on_the_subtotal():
     assert (q.volume_discount, q.total_due) == (D("1.50"), D("8.49"))
 
 
+def test_licenses_counted_by_shape_price_as_the_licenses_one_by_one():
+    """The Licenses tab's line quotes 600 alike licenses as two entries: the same lines, bracket and total."""
+    feb28, next_jan = date(2027, 2, 28), date(2028, 1, 31)
+    one_by_one = renewing("premium", "monthly", 400, to=feb28) + renewing("basic", "annual", 200, to=next_jan,
+                                                                            first_id=401)
+    counted = [RenewingLicense(1, "premium", "monthly", feb28, count=400),
+               RenewingLicense(401, "basic", "annual", next_jan, count=200)]
+    quotes = [quote_renewal(billing_date=JAN31, prices=PRICES, renewing=entries, others_active=5,
+                            credit_balance=D("30.00")) for entries in (one_by_one, counted)]
+    assert figures(quotes[0]) == figures(quotes[1])
+    assert [quote.lines for quote in quotes] == [quotes[0].lines] * 2
+    assert [(quote.quantity, quote.what) for quote in quotes] == [(600, "400 Premium monthly, 200 Basic annual")] * 2
+
+
 @pytest.mark.parametrize(("bad", "message"), [
     ({"renewing": []}, "at least one"),
     ({"others_active": -1}, "negative"),
     ({"renewing": [RenewingLicense(1, "gold", "monthly", date(2027, 2, 28))]}, "cannot renew"),
     ({"renewing": [RenewingLicense(1, "pro", "monthly", JAN31)]}, "later date"),
     ({"prices": {}}, "no price"),
+    ({"renewing": [RenewingLicense(1, "pro", "monthly", date(2027, 2, 28), count=0)]}, "at least one license"),
 ])
 def test_what_cannot_be_priced_is_refused(bad, message):
     arguments = {"billing_date": JAN31, "prices": PRICES, "others_active": 0,
