@@ -114,6 +114,11 @@ class Invoice(models.Model):
         raise ImmutableError("issued invoices are never deleted")
 
     @property
+    def status_label(self) -> str:
+        """Paid, Open, Failed, Credited or Void: get_status_display, without its per-call hashing (tables)."""
+        return dict(self.STATUS_CHOICES)[self.status]
+
+    @property
     def filename(self) -> str:
         return f"{self.number}.pdf"
 
