@@ -4,7 +4,6 @@ from django.db import transaction
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 
@@ -16,12 +15,14 @@ from finance.models import ExportRecord, ZipJob
 from finance.pdfs import zip_chunks
 from finance.search import SORTS, InvoiceSearchForm, invoice_page, invoice_totals, invoices_filtered
 from finance.tasks import job_invoices, zip_job_render_task
+from invoices.links import number_link
 from invoices.models import Invoice
 from invoices.pdf import invoice_pdf_cached
 from payments.models import PaymentAttempt
 from pictor_billing import clock
 from pictor_billing.htmx import render_htmx
 from pictor_billing.money import ZERO
+from pictor_billing.pricing import day_words
 
 EXPORTS_LISTED = 20
 ZIP_DIRECT_LIMIT = 50  # more PDFs than this: a task renders them first, behind a progress page
@@ -40,25 +41,17 @@ def _sort_links(form: InvoiceSearchForm) -> dict:
     return links
 
 
-MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-KIND_LABELS, STATUS_LABELS = dict(Invoice.KIND_CHOICES), dict(Invoice.STATUS_CHOICES)
-SAMPLE_NUMBER = "PB-2000-000000"
+KIND_LABELS = dict(Invoice.KIND_CHOICES)
 
 
 def _table_rows(invoices) -> list:
     """The page's invoices, each with what its row shows worked out once: its page's and its PDF's links
-    (from one reverse each: numbers, PB-YYYY-NNNNNN, need no quoting), its issue date as `|date:"M j, Y"`
-    writes it, and its kind and status in words."""
-    link = reverse("finance:invoice", args=[SAMPLE_NUMBER])
-    pdf_link = reverse("finance:pdf", args=[SAMPLE_NUMBER])
+    (from one reverse each), its issue date in words, and its kind in words."""
+    link, pdf_link = number_link("finance:invoice"), number_link("finance:pdf")
     for invoice in invoices:
-        issued = invoice.issued_on
-        invoice.link = link.replace(SAMPLE_NUMBER, invoice.number)
-        invoice.pdf_link = pdf_link.replace(SAMPLE_NUMBER, invoice.number)
-        invoice.issued_iso = issued.isoformat()
-        invoice.issued_text = f"{MONTHS[issued.month - 1]} {issued.day}, {issued.year}"
+        invoice.link, invoice.pdf_link = link(invoice.number), pdf_link(invoice.number)
+        invoice.issued_iso, invoice.issued_text = invoice.issued_on.isoformat(), day_words(invoice.issued_on)
         invoice.kind_label = KIND_LABELS.get(invoice.kind, invoice.kind)
-        invoice.status_label = STATUS_LABELS.get(invoice.status, invoice.status)
     return invoices
 
 

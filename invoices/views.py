@@ -6,6 +6,7 @@ from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET
 
 from accounts.decorators import account_required
+from invoices.links import number_link
 from invoices.models import Invoice
 from invoices.pdf import invoice_pdf_cached
 from pictor_billing.htmx import render_htmx
@@ -21,6 +22,9 @@ def invoice_list(request):
     invoices = (Invoice.objects.filter(account=request.account).order_by("-issued_on", "-year", "-sequence")
                 .only("number", "issued_on", "description", "total", "status"))
     page = Paginator(invoices, PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list, pdf_link = list(page.object_list), number_link("invoices:pdf")
+    for invoice in page.object_list:
+        invoice.pdf_link = pdf_link(invoice.number)
     return render_htmx(request, "invoices/list.html", {"page": page, "tab": "invoices"}, partial="table")
 
 
