@@ -3,6 +3,7 @@
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.decorators import account_required
@@ -17,6 +18,7 @@ from licenses.services import (
 )
 from pictor_billing import clock, pricing
 from pictor_billing.htmx import render_htmx
+from pictor_billing.links import pk_link
 
 PAGE_SIZE = 25
 ROW_FIELDS = ("tier", "period", "status", "cancel_at_period_end", "purchased_on", "period_end", "next_tier",
@@ -43,14 +45,19 @@ def _list_context(request) -> dict:
 
 def _shown(request, licenses) -> list[License]:
     """The licenses with what the tab shows of each: ended, its status (and the status's CSS class), its
-    tier and period in words. Looked up once here: Django's get_FOO_display and slugify, twenty-five rows
-    a page, were a fifth of the table's rendering."""
+    tier and period in words, and its actions' links. Looked up once here: Django's get_FOO_display and
+    slugify were a fifth of the table's rendering, a reverse per row and link a tenth."""
     licenses = list(licenses)
+    cancel, undo_cancel, undo_change = (pk_link(f"licenses:{name}") for name in (
+        "cancel_confirm", "undo_cancel", "undo_change"))
+    change = f"{reverse('billing:license_change')}?license="
     for license in licenses:
         license.ended, license.status_shown = license.has_ended, license.status_label
         license.status_class = license.status_shown.lower().replace(" ", "-")  # "Past due" -> "past-due"
         license.tier_shown = pricing.TIER_LABELS[license.tier]
         license.period_shown = pricing.PERIOD_LABELS[license.period]
+        license.cancel_url, license.change_url = cancel(license.pk), f"{change}{license.pk}"
+        license.undo_cancel_url, license.undo_change_url = undo_cancel(license.pk), undo_change(license.pk)
     return licenses
 
 
