@@ -233,7 +233,10 @@ class License(models.Model):
 
     class Meta:
         ordering = ["-purchased_on", "-id"]
-        indexes = [models.Index(fields=["account", "status"]), models.Index(fields=["status", "period_end"])]
+        indexes = [models.Index(fields=["account", "status"]), models.Index(fields=["status", "period_end"]),
+                   # The Licenses tab's page: an account's licenses in this ordering, read 25 at a time
+                   # without sorting them all.
+                   models.Index(fields=["account", "-purchased_on", "-id"], name="license_account_newest")]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.get_tier_display()} {self.period}"
