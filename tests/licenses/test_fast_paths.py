@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
 from billing.renewals import next_renewal, renewal_quote
 from licenses.models import License, PriceListEntry, PriceListVersion
@@ -146,6 +147,20 @@ class TestLicensesTab:
     def test_one_page_of_licenses_shows_no_page_controls(self, alice):
         bulk_licenses(alice.account, 3)
         assert 'aria-label="License pages"' not in text(logged_in(alice).get("/billing/licenses/"))
+
+    def test_every_row_links_to_its_own_license_s_actions(self, prices, alice):
+        bulk_licenses(alice.account, 3)
+        first, cancelling, changing = License.objects.filter(account=alice.account).order_by("pk")
+        license_cancel(account=alice.account, license=cancelling)
+        license_change_schedule(account=alice.account, license=changing, tier="basic", period="monthly")
+        body = text(logged_in(alice).get("/billing/licenses/"))
+
+        assert f'href="{reverse("licenses:cancel_confirm", args=[first.pk])}"' in body
+        assert f'href="{reverse("billing:license_change")}?license={first.pk}"' in body
+        assert f'action="{reverse("licenses:undo_cancel", args=[cancelling.pk])}"' in body
+        assert f'action="{reverse("licenses:undo_change", args=[changing.pk])}"' in body
+        # Nothing links to another row's license: each URL holds its own row's id.
+        assert body.count(f"/{first.pk}/") == body.count(f'/{first.pk}/cancel/confirm/') == 2
 
     def test_htmx_pages_through_as_a_fragment(self, alice):
         bulk_licenses(alice.account, 30)
