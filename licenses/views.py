@@ -4,6 +4,8 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
+from django.utils.html import escape
+from django.utils.safestring import SafeString
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.decorators import account_required
@@ -19,6 +21,12 @@ from licenses.services import (
 from pictor_billing import clock, pricing
 from pictor_billing.htmx import render_htmx
 from pictor_billing.links import pk_link
+
+# A row's words, escaped once here rather than by the template in every row (SafeStrings).
+TIER_SHOWN = {tier: escape(label) for tier, label in pricing.TIER_LABELS.items()}
+PERIOD_SHOWN = {period: escape(label) for period, label in pricing.PERIOD_LABELS.items()}
+STATUS_SHOWN = {label: (escape(label), escape(label.lower().replace(" ", "-")))  # "Past due" -> "past-due"
+                for label in [*dict(License.STATUS_CHOICES).values(), "Cancelling"]}
 
 PAGE_SIZE = 25
 ROW_FIELDS = ("tier", "period", "status", "cancel_at_period_end", "purchased_on", "period_end", "next_tier",
@@ -50,13 +58,12 @@ def _shown(request, licenses) -> list[License]:
     licenses = list(licenses)
     cancel, undo_cancel, undo_change = (pk_link(f"licenses:{name}") for name in (
         "cancel_confirm", "undo_cancel", "undo_change"))
-    change = f"{reverse('billing:license_change')}?license="
+    change = escape(f"{reverse('billing:license_change')}?license=")
     for license in licenses:
-        license.ended, license.status_shown = license.has_ended, license.status_label
-        license.status_class = license.status_shown.lower().replace(" ", "-")  # "Past due" -> "past-due"
-        license.tier_shown = pricing.TIER_LABELS[license.tier]
-        license.period_shown = pricing.PERIOD_LABELS[license.period]
-        license.cancel_url, license.change_url = cancel(license.pk), f"{change}{license.pk}"
+        license.ended = license.has_ended
+        license.status_shown, license.status_class = STATUS_SHOWN[license.status_label]
+        license.tier_shown, license.period_shown = TIER_SHOWN[license.tier], PERIOD_SHOWN[license.period]
+        license.cancel_url, license.change_url = cancel(license.pk), SafeString(f"{change}{license.pk}")
         license.undo_cancel_url, license.undo_change_url = undo_cancel(license.pk), undo_change(license.pk)
     return licenses
 
