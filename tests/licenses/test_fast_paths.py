@@ -137,7 +137,7 @@ class TestLicensesTab:
         with django_assert_num_queries(len(one.captured_queries)):
             assert client.get("/billing/licenses/?page=7").status_code == 200
 
-    @pytest.mark.parametrize("page", ["0", "999", "abc", "-1"])
+    @pytest.mark.parametrize("page", ["0", "999", "abc", "-1", "", "99999999999999999999", "2.5"])
     def test_an_out_of_range_page_shows_a_real_page_not_an_error(self, alice, page):
         bulk_licenses(alice.account, 30)
         response = logged_in(alice).get(f"/billing/licenses/?page={page}")
