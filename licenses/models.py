@@ -204,6 +204,7 @@ class License(models.Model):
 
     ACTIVE, PAST_DUE, EXPIRED = "active", "past_due", "expired"
     STATUS_CHOICES = [(ACTIVE, "Active"), (PAST_DUE, "Past due"), (EXPIRED, "Expired")]
+    CANCELLING_LABEL = "Cancelling"  # what the tab calls an active license cancelled at its period's end
 
     account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="licenses")
     purchase = models.ForeignKey(Purchase, on_delete=models.PROTECT, related_name="licenses")
@@ -263,7 +264,7 @@ class License(models.Model):
     def status_label(self) -> str:
         """Active, Cancelling, Past due or Expired, as the Licenses tab shows it."""
         if self.status == self.ACTIVE and self.cancel_at_period_end:
-            return "Cancelling"
+            return self.CANCELLING_LABEL
         return dict(self.STATUS_CHOICES)[self.status]  # get_status_display, without its per-call hashing
 
 

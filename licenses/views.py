@@ -26,7 +26,7 @@ from pictor_billing.links import pk_link
 TIER_SHOWN = {tier: escape(label) for tier, label in pricing.TIER_LABELS.items()}
 PERIOD_SHOWN = {period: escape(label) for period, label in pricing.PERIOD_LABELS.items()}
 STATUS_SHOWN = {label: (escape(label), escape(label.lower().replace(" ", "-")))  # "Past due" -> "past-due"
-                for label in [*dict(License.STATUS_CHOICES).values(), "Cancelling"]}
+                for label in [*dict(License.STATUS_CHOICES).values(), License.CANCELLING_LABEL]}
 
 PAGE_SIZE = 25
 ROW_FIELDS = ("tier", "period", "status", "cancel_at_period_end", "purchased_on", "period_end", "next_tier",
