@@ -9,15 +9,13 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Count, Q, Sum
 
 from accounts.models import Account, User
+from finance.table import ROW_FIELDS
 from invoices.models import Invoice
 from pictor_billing.money import ZERO, to_money
 
 PAGE_SIZE = 50
 MATCHED_ACCOUNTS_LISTED = 500  # more accounts matching the text than this: joined in SQL, not listed
 TEXT_MATCHES_LISTED = 5000  # a text search matching at most this many invoices is paged from their ids
-# What a row of the table shows: only these columns are read (a column more in the template would cost a
-# query a row, which the query-count tests catch).
-ROW_FIELDS = ("number", "issued_on", "kind", "status", "total", "account__name")
 
 # Column -> the order_by fields (ascending); "-column" sorts descending. Ties end on the pk.
 SORTS = {
@@ -107,8 +105,8 @@ def invoices_filtered(form: InvoiceSearchForm):
 
 def invoice_page(form: InvoiceSearchForm, invoices, number) -> tuple[Page, dict]:
     """The page `number` asks for (the last one past the end, the first for anything that is not a
-    number) of the filtered, sorted invoices, with their accounts, and the filtered set's totals, in
-    at most three queries whatever the data's size.
+    number) of the filtered, sorted invoices, as tuples of finance.table.ROW_FIELDS, and the filtered
+    set's totals, in at most three queries whatever the data's size.
 
     Without a text filter: the totals' aggregate, then the page (an unfiltered search's newest
     invoices come straight off the issue-date index). With one, the matching invoices' ids and totals
@@ -123,11 +121,12 @@ def invoice_page(form: InvoiceSearchForm, invoices, number) -> tuple[Page, dict]
             totals = {"count": len(found), "charged": sum((t for _, t in found if t > 0), ZERO),
                       "credited": sum((t for _, t in found if t < 0), ZERO)}
             page = Paginator([pk for pk, _ in found], PAGE_SIZE).get_page(number)
-            rows = Invoice.objects.select_related("account").only(*ROW_FIELDS).in_bulk(page.object_list)
+            rows = {pk: row for pk, *row in Invoice.objects.filter(pk__in=page.object_list)
+                    .values_list("pk", *ROW_FIELDS)}
             page.object_list = [rows[pk] for pk in page.object_list]
             return page, totals
     totals = invoice_totals(invoices)
-    paginator = Paginator(invoices.select_related("account").only(*ROW_FIELDS), PAGE_SIZE)
+    paginator = Paginator(invoices.values_list(*ROW_FIELDS), PAGE_SIZE)
     paginator.count = totals["count"]  # known from the aggregate: no COUNT query of its own
     return paginator.get_page(number), totals
 

@@ -14,15 +14,14 @@ from finance.access import finance_required
 from finance.models import ExportRecord, ZipJob
 from finance.pdfs import zip_chunks
 from finance.search import SORTS, InvoiceSearchForm, invoice_page, invoice_totals, invoices_filtered
+from finance.table import invoice_rows_html
 from finance.tasks import job_invoices, zip_job_render_task
-from invoices.links import number_link
 from invoices.models import Invoice
 from invoices.pdf import invoice_pdf_cached
 from payments.models import PaymentAttempt
 from pictor_billing import clock
 from pictor_billing.htmx import render_htmx
 from pictor_billing.money import ZERO
-from pictor_billing.pricing import day_words
 
 EXPORTS_LISTED = 20
 ZIP_DIRECT_LIMIT = 50  # more PDFs than this: a task renders them first, behind a progress page
@@ -41,31 +40,17 @@ def _sort_links(form: InvoiceSearchForm) -> dict:
     return links
 
 
-KIND_LABELS = dict(Invoice.KIND_CHOICES)
-
-
-def _table_rows(invoices) -> list:
-    """The page's invoices, each with what its row shows worked out once: its page's and its PDF's links
-    (from one reverse each), its issue date in words, and its kind in words."""
-    link, pdf_link = number_link("finance:invoice"), number_link("finance:pdf")
-    for invoice in invoices:
-        invoice.link, invoice.pdf_link = link(invoice.number), pdf_link(invoice.number)
-        invoice.issued_iso, invoice.issued_text = invoice.issued_on.isoformat(), day_words(invoice.issued_on)
-        invoice.kind_label = KIND_LABELS.get(invoice.kind, invoice.kind)
-    return invoices
-
-
 @require_GET
 @finance_required
 def invoice_search(request):
     """Every real account's invoices, filtered by the URL, 50 a page, with the filtered set's totals."""
     form = InvoiceSearchForm(request.GET)
     page, totals = invoice_page(form, invoices_filtered(form), request.GET.get("page"))
-    page.object_list = _table_rows(list(page.object_list))
     filters = form.filters()
     query = urlencode({**filters, "sort": form.sort_key})
     context = {
-        "form": form, "page": page, "totals": totals, "sort_links": _sort_links(form), "query": query,
+        "form": form, "page": page, "rows": invoice_rows_html(page.object_list), "totals": totals,
+        "sort_links": _sort_links(form), "query": query,
         "filter_query": urlencode(filters), "exports": ExportRecord.objects.select_related("user")[:EXPORTS_LISTED],
         "section": "invoices",
     }

@@ -75,6 +75,15 @@ def test_each_filter(finance_client, book, params, expected):
     assert shown(finance_client, **params) == numbers(book, *expected)
 
 
+def test_a_row_shows_an_account_name_as_text_never_as_markup(finance_client, book):
+    charlie = book["change"].account
+    charlie.name = '<img src=x onerror="alert(1)"> & Co'
+    charlie.save()
+    body = text(finance_client.get(URL, {"q": "& Co"}))
+    assert "<img" not in body
+    assert '<td data-label="Account">&lt;img src=x onerror=&quot;alert(1)&quot;&gt; &amp; Co</td>' in body
+
+
 def test_a_search_by_number(finance_client, book):
     assert shown(finance_client, q=book["top_up"].number) == numbers(book, "top_up")
     assert shown(finance_client, q=book["hidden"].number) == []  # a test account's, never shown
