@@ -33,6 +33,15 @@ class ImmutableQuerySet(AppendOnlyQuerySet):
         return models.QuerySet.update(self.filter(sequence__isnull=True), sequence=sequence, number=number)
 
 
+# Every invoice number starts so (PB-2027-000001, PB-TEST-2027-000001), and has it nowhere else.
+NUMBER_PREFIX = "PB-"
+
+
+def number_prefix(series: str, year: int) -> str:
+    """The start of every number in a series and year, before its six-digit sequence."""
+    return f"{NUMBER_PREFIX}{series}-{year}-" if series else f"{NUMBER_PREFIX}{year}-"
+
+
 class InvoiceSequence(models.Model):
     """The last number used in a series and year; bumped as the last step of the issuing transaction.
 

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Sum
 
-from invoices.models import Invoice, InvoiceLine, InvoiceSequence, InvoiceStatusChange
+from invoices.models import Invoice, InvoiceLine, InvoiceSequence, InvoiceStatusChange, number_prefix
 from pictor_billing import clock
 from pictor_billing.bulk import rows_update
 from pictor_billing.money import ZERO
@@ -47,7 +47,7 @@ def _number_take(invoice: Invoice) -> None:
     transaction gives its number back, so numbers stay gap-free.
     """
     year, series = invoice.year, invoice.series
-    prefix = f"PB-{series}-{year}-" if series else f"PB-{year}-"
+    prefix = number_prefix(series, year)
     sequences = connection.ops.quote_name(InvoiceSequence._meta.db_table)
     invoices = connection.ops.quote_name(Invoice._meta.db_table)
     if connection.vendor == "postgresql" and hasattr(connection, "commit_rider") and connection.commit_rider(
@@ -204,7 +204,7 @@ def _numbers_take(invoices: list[Invoice]) -> None:
     sequences = connection.ops.quote_name(InvoiceSequence._meta.db_table)
     table = connection.ops.quote_name(Invoice._meta.db_table)
     for (series, year), batch in sorted(by_sequence.items()):
-        prefix, count = f"PB-{series}-{year}-" if series else f"PB-{year}-", len(batch)
+        prefix, count = number_prefix(series, year), len(batch)
         for _ in range(2):
             with connection.cursor() as cursor:
                 if connection.vendor == "postgresql":

@@ -89,6 +89,17 @@ def test_a_search_by_number(finance_client, book):
     assert shown(finance_client, q=book["hidden"].number) == []  # a test account's, never shown
 
 
+def test_a_number_is_found_by_its_start_in_any_case_its_middle_or_in_an_account_name(finance_client, book):
+    start = book["top_up"].number[:-1]  # PB-2026-00000: every real invoice of the book
+    assert shown(finance_client, q=start.lower()) == numbers(book, "change", "credit", "top_up", "renewal",
+                                                             "purchase")
+    assert shown(finance_client, q=book["top_up"].number.removeprefix("PB-")) == numbers(book, "top_up")
+    charlie = book["change"].account
+    charlie.name = f"Reissue of {book['purchase'].number}"
+    charlie.save()
+    assert shown(finance_client, q=book["purchase"].number) == numbers(book, "change", "purchase")
+
+
 @pytest.mark.parametrize(("sort", "expected"), [
     ("total", ["credit", "top_up", "change", "renewal", "purchase"]),
     ("-total", ["purchase", "renewal", "change", "top_up", "credit"]),
