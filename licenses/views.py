@@ -2,6 +2,7 @@
 
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils.html import escape
@@ -18,6 +19,7 @@ from licenses.services import (
     license_undo_cancel,
     tier_cards,
 )
+from licenses.table import license_row_html
 from pictor_billing import clock, pricing
 from pictor_billing.htmx import render_htmx
 from pictor_billing.links import pk_link
@@ -53,9 +55,9 @@ def _list_context(request) -> dict:
 
 def _shown(request, licenses) -> list[License]:
     """The licenses with what the tab shows of each: ended, its status (and the status's CSS class), its
-    tier and period in words, and its actions' links. Looked up once here: Django's get_FOO_display and
-    slugify were a fifth of the table's rendering, a reverse per row and link a tenth."""
-    licenses = list(licenses)
+    tier and period in words, its actions' links, and its row (licenses.table). Looked up once here: Django's
+    get_FOO_display and slugify were a fifth of the table's rendering, a reverse per row and link a tenth."""
+    licenses, csrf = list(licenses), get_token(request)
     cancel, undo_cancel, undo_change = (pk_link(f"licenses:{name}") for name in (
         "cancel_confirm", "undo_cancel", "undo_change"))
     change = escape(f"{reverse('billing:license_change')}?license=")
@@ -65,6 +67,7 @@ def _shown(request, licenses) -> list[License]:
         license.tier_shown, license.period_shown = TIER_SHOWN[license.tier], PERIOD_SHOWN[license.period]
         license.cancel_url, license.change_url = cancel(license.pk), SafeString(f"{change}{license.pk}")
         license.undo_cancel_url, license.undo_change_url = undo_cancel(license.pk), undo_change(license.pk)
+        license.row_html = license_row_html(license, csrf)
     return licenses
 
 

@@ -1,6 +1,7 @@
 """Cancelling a license never cuts it off: it stays active (and counted) until its billing date; undo is possible."""
 
 import pytest
+from django.test import Client
 
 from licenses.models import License
 from licenses.services import LicenseActionRefused, license_cancel, license_undo_cancel
@@ -131,3 +132,18 @@ def test_a_teammate_can_undo_the_owners_cancellation(licenses, alice, bob):
     assert post(logged_in(bob), undo_url(lic)).status_code == 302
     lic.refresh_from_db()
     assert not lic.cancel_at_period_end
+
+
+def test_a_rows_undo_cancel_button_carries_a_token_the_csrf_check_accepts(licenses, alice):
+    # The row is built in Python (licenses.table), with the page's CSRF token: a browser's POST must pass.
+    lic = license_cancel(account=alice.account, license=licenses[0])
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    body = text(client.get("/billing/licenses/"))
+    row = body[body.index(f'id="license-{lic.pk}"'):]
+    form = row[row.index(f'action="{undo_url(lic)}"'):row.index("</form>")]
+    token = form.split('name="csrfmiddlewaretoken" value="')[1].split('"')[0]
+    assert client.post(undo_url(lic), {"csrfmiddlewaretoken": token}).status_code == 302
+    lic.refresh_from_db()
+    assert lic.cancel_at_period_end is False
+    assert client.post(undo_url(lic), {"csrfmiddlewaretoken": "forged" * 8}).status_code == 403
