@@ -32,7 +32,9 @@ function focusInside(region) {
   control.focus();
 }
 // A row's own button (Undo cancel, Undo change) replaces the row it sits in, and the focused button
-// with it: remember the region, and once the new one is in, put the focus back inside it.
+// with it: remember the region, and once the new one is in, put the focus back inside it. HTMX finishes
+// a swap (htmx:load) a moment after it: a quick second press can land in that moment, and the first
+// answer's row is then already replaced, so a region no longer in the page is not the one to focus.
 var focusedRegion = null;
 document.addEventListener("htmx:beforeRequest", function (event) {
   var target = event.detail.target;
@@ -40,18 +42,21 @@ document.addEventListener("htmx:beforeRequest", function (event) {
 });
 document.addEventListener("htmx:load", function (event) {
   var region = event.detail.elt;
-  if (focusedRegion && region.id === focusedRegion && (!document.activeElement || document.activeElement === document.body)) {
+  if (focusedRegion && region.id === focusedRegion && region.isConnected && (!document.activeElement || document.activeElement === document.body)) {
     focusedRegion = null;
     focusInside(region);
   }
 });
 // A confirmation dialog (Cancel license, Remove card) closes once its answer is on the page, and the
 // focus goes to what changed (the row, or the cards with their message) instead of the button that opened it, now gone.
+// What was swapped in (HTMX marks it htmx-added) is focused on its htmx:load, once HTMX has wired up its
+// buttons: focused sooner, an Enter pressed at once would post the form as a plain page.
 document.addEventListener("htmx:afterRequest", function (event) {
   var form = event.detail.elt;
   var dialog = form.closest && form.closest("dialog");
   if (!dialog || !form.hasAttribute("data-close-dialog-after") || !event.detail.xhr.status) return;
   dialog.close();
   var target = event.detail.target && document.getElementById(event.detail.target.id);
-  if (target) focusInside(target);
+  if (target && target.classList.contains("htmx-added")) focusedRegion = target.id;
+  else if (target) focusInside(target);
 });

@@ -126,6 +126,28 @@ def test_cancel_asks_in_a_dialog_and_the_focus_stays_on_the_row_through_cancel_a
     assert not License.objects.get(pk=lic.pk).cancel_at_period_end
 
 
+def test_undo_cancel_takes_the_focus_only_once_it_works_so_an_enter_at_once_keeps_it_on_the_row(page: Page,
+                                                                                                catalogue):
+    # HTMX wires up a swapped-in row's buttons a moment after the row is in (its htmx:load). The focus must
+    # not reach Undo cancel before that: an Enter pressed at once would post it as a plain page, and the
+    # focus would start again at the top.
+    owner, lic = owner_with_a_license(catalogue)
+    log_in(page, owner.email)
+    page.evaluate("htmx.config.defaultSettleDelay = 500")  # widens that moment, so a press at once lands in it
+    row = license_row(page, lic)
+    tab_to(page, row.get_by_role("link", name=f"Cancel license #{lic.pk}"))
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog", name=f"Cancel license #{lic.pk}?")
+    tab_to(page, dialog.get_by_role("button", name=f"Cancel license #{lic.pk}", exact=True), limit=5)
+    page.keyboard.press("Enter")
+    undo = row.get_by_role("button", name=f"Undo cancel of license #{lic.pk}")
+    expect(undo).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(row.get_by_text("Active")).to_be_visible()
+    expect(row.get_by_role("link", name=f"Cancel license #{lic.pk}")).to_be_focused()
+    assert not License.objects.get(pk=lic.pk).cancel_at_period_end
+
+
 def test_removing_the_default_card_says_which_card_takes_over_and_the_message_takes_the_focus(page: Page,
                                                                                             catalogue):
     owner = owner_with_card(VISA)
