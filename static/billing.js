@@ -57,6 +57,9 @@ document.addEventListener("htmx:afterRequest", function (event) {
   if (!dialog || !form.hasAttribute("data-close-dialog-after") || !event.detail.xhr.status) return;
   dialog.close();
   var target = event.detail.target && document.getElementById(event.detail.target.id);
-  if (target && target.classList.contains("htmx-added")) focusedRegion = target.id;
-  else if (target) focusInside(target);
+  if (target && target.classList.contains("htmx-added")) {
+    focusedRegion = target.id;
+    // Closing the dialog put the focus back on what opened it, if that is still on the page: let go of it.
+    if (document.activeElement) document.activeElement.blur();
+  } else if (target) focusInside(target);
 });
