@@ -32,9 +32,7 @@ function focusInside(region) {
   control.focus();
 }
 // A row's own button (Undo cancel, Undo change) replaces the row it sits in, and the focused button
-// with it: remember the region, and once the new one is in, put the focus back inside it. HTMX finishes
-// a swap (htmx:load) a moment after it: a quick second press can land in that moment, and the first
-// answer's row is then already replaced, so a region no longer in the page is not the one to focus.
+// with it: remember the region, and once the new one is in, put the focus back inside it.
 var focusedRegion = null;
 document.addEventListener("htmx:beforeRequest", function (event) {
   var target = event.detail.target;
@@ -42,7 +40,7 @@ document.addEventListener("htmx:beforeRequest", function (event) {
 });
 document.addEventListener("htmx:load", function (event) {
   var region = event.detail.elt;
-  if (focusedRegion && region.id === focusedRegion && region.isConnected && (!document.activeElement || document.activeElement === document.body)) {
+  if (focusedRegion && region.id === focusedRegion && (!document.activeElement || document.activeElement === document.body)) {
     focusedRegion = null;
     focusInside(region);
   }
