@@ -8,6 +8,7 @@ import urllib.request
 import uuid
 
 import pytest
+from django.db import connection
 
 from billing.models import ProcessorEvent
 from billing.purchase import license_purchase
@@ -16,6 +17,14 @@ from payments.services import card_setup_begin, card_setup_finish
 from tests.stripe.conftest import browser_card
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+if connection.vendor != "postgresql":
+    # The emulator sends each event a second after it happens, so the card setup's events reach the live
+    # server while this test's purchase writes; on SQLite the two threads share one in-memory connection,
+    # and those writes collide ("cannot release savepoint - SQL statements in progress").
+    pytest.skip(
+        f"the live server's webhooks need a database of their own; the default database is {connection.vendor} "
+        "(set DATABASE_URL=postgres://... to run them)", allow_module_level=True)
 WAIT = 30  # seconds; localstripe sends each event a second after it happens
 
 
