@@ -14,7 +14,7 @@ from finance.access import finance_required
 from finance.models import ExportRecord, ZipJob
 from finance.pdfs import zip_chunks
 from finance.search import SORTS, InvoiceSearchForm, invoice_page, invoice_totals, invoices_filtered
-from finance.table import invoice_rows_html
+from finance.table import filter_fields_html, invoice_rows_html
 from finance.tasks import job_invoices, zip_job_render_task
 from invoices.models import Invoice
 from invoices.pdf import invoice_pdf_cached
@@ -49,8 +49,8 @@ def invoice_search(request):
     filters = form.filters()
     query = urlencode({**filters, "sort": form.sort_key})
     context = {
-        "form": form, "page": page, "rows": invoice_rows_html(page.object_list), "totals": totals,
-        "sort_links": _sort_links(form), "query": query,
+        "form": form, "fields": filter_fields_html(form), "page": page, "rows": invoice_rows_html(page.object_list),
+        "totals": totals, "sort_links": _sort_links(form), "query": query,
         "filter_query": urlencode(filters), "exports": ExportRecord.objects.select_related("user")[:EXPORTS_LISTED],
         "section": "invoices",
     }

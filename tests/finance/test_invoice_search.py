@@ -124,6 +124,14 @@ def test_the_totals_are_those_of_the_filtered_set(finance_client, book):
 def test_invalid_filters_are_shown_and_ignored(finance_client, book):
     response = finance_client.get(URL, {"issued_from": "not a date", "kind": "lottery"})
     assert response.status_code == 200
+    body = text(response)
+    # Each bad field shows what was typed, is marked invalid and is described by its own error.
+    assert ('<input type="date" name="issued_from" id="id_issued_from" aria-invalid="true" '
+            'aria-describedby="id_issued_from_error" value="not a date">') in body
+    assert '<span class="field-error" id="id_issued_from_error">Enter a valid date.</span>' in body
+    assert '<select name="kind" id="id_kind" aria-invalid="true" aria-describedby="id_kind_error">' in body
+    assert 'id="id_kind_error">Select a valid choice. lottery is not one of the available choices.' in body
+    assert 'aria-invalid' not in body.split('id="id_issued_to"')[1].split(">")[0]
     assert shown(finance_client, issued_from="yesterday") == numbers(book, "change", "credit", "top_up", "renewal",
                                                                      "purchase")
 
