@@ -11,7 +11,7 @@ from billing.renewals import next_renewal, open_renewals
 from invoices.models import Invoice
 from payments.models import Card, CreditEntry, PaymentAttempt
 from pictor_billing import clock
-from pictor_billing.money import CENT, ZERO
+from pictor_billing.money import ZERO, db_money
 from tokens.models import TokenEntry, TokenSettings
 
 
@@ -62,17 +62,11 @@ def header_figures(account: Account, *, signup_grant: bool) -> dict:
         "threshold": (TokenSettings._meta.get_field("low_balance_threshold").default
                       if row["threshold"] is None else row["threshold"]),
         "failure": row["failure"] or "",
-        "credit": ZERO if row["credit"] is None else _money(row["credit"]),
+        "credit": ZERO if row["credit"] is None else db_money(row["credit"]),
         "card": card,
         "past_due_id": row["past_due_id"], "to_confirm_id": row["to_confirm_id"],
         "being_confirmed_id": row["being_confirmed_id"], "granted": bool(row.get("granted")),
     }
-
-
-def _money(value) -> Decimal:
-    """A database sum of money as Decimal cents: PostgreSQL sends a Decimal, SQLite a number (read through
-    its shortest repr, as the ORM's SQLite converter does, never float arithmetic)."""
-    return (value if isinstance(value, Decimal) else Decimal(repr(value))).quantize(CENT)
 
 
 class BillingHeader:

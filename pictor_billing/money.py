@@ -40,6 +40,12 @@ def from_minor_units(cents: int) -> Decimal:
     return (Decimal(cents) / 100).quantize(CENT)
 
 
+def db_money(value) -> Decimal:
+    """A sum of money straight from the database, as Decimal cents: PostgreSQL sends a Decimal, SQLite a
+    number, read through its shortest repr (as the ORM's SQLite converter reads it), never float arithmetic."""
+    return (value if isinstance(value, Decimal) else Decimal(repr(value))).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
 def format_usd(amount: Decimal) -> str:
     """Show an amount the way the Billing area does: $1,490.00, or −$49.00 for negatives."""
     amount = to_money(amount)
