@@ -7,6 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from finance import search
 from invoices.models import Invoice
 from tests.finance.helpers import clocked_account_make, invoice_make
 from tests.helpers import HTMX, text
@@ -159,6 +160,25 @@ def test_fifty_a_page(finance_client, alice):
     assert second.count('data-number="') == 5
     assert 'data-count="55"' in second  # the totals are the whole set's, on every page
     assert text(finance_client.get(URL, {"page": "999"})).count('data-number="') == 5  # the last page
+
+
+@pytest.mark.parametrize("sort", ["-issued", "total", "-account"])
+def test_a_deep_page_read_by_id_is_the_same_page(finance_client, alice, charlie, monkeypatch, sort):
+    for day in range(30):  # ties on the date, the amount and the account: the order still ends on the pk
+        invoice_make(charlie.account if day % 3 else alice.account, f"{day % 4 + 1}.00",
+                     issued_on=datetime.date(2026, 1, 1) + datetime.timedelta(days=day // 2))
+    monkeypatch.setattr(search, "PAGE_SIZE", 7)
+    direct = [shown(finance_client, sort=sort, page=page) for page in range(1, 6)]
+    monkeypatch.setattr(search, "DEFERRED_JOIN_AFTER", 7)  # from page 2 on
+    with CaptureQueriesContext(connection) as queries:
+        by_id = [shown(finance_client, sort=sort, page=page) for page in range(1, 6)]
+    assert by_id == direct and sum(direct, []) == numbers_sorted(sort)[:30]
+    assert len(queries) == 5 * _queries(finance_client, {"sort": sort})  # one query for the page, as before
+
+
+def numbers_sorted(sort: str) -> list[str]:
+    fields = [f"{'-' if sort.startswith('-') else ''}{name}" for name in search.SORTS[sort.lstrip("-")] + ("pk",)]
+    return list(Invoice.objects.filter(series="").order_by(*fields).values_list("number", flat=True))
 
 
 def _queries(client, params) -> int:
