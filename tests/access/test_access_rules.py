@@ -384,6 +384,14 @@ def test_nobody_else_opens_the_finance_area(world, alice, kind):
             assert response["Location"].startswith("/login/"), url
 
 
+def test_leaving_the_finance_group_closes_the_area_on_the_very_next_request(world, finance):
+    client = logged_in(finance)
+    assert client.get("/finance/invoices/").status_code == 200
+    finance.groups.remove(Group.objects.get(name="Finance"))
+    finance.groups.add(Group.objects.create(name="Finance auditors"))  # another group, however named
+    assert client.get("/finance/invoices/").status_code == 404
+
+
 def test_finance_staff_get_404_on_the_owners_billing_pages_and_change_nothing(world, finance):
     """Finance staff have no account: the Billing area is not theirs, and nothing there moves money for them."""
     client = logged_in(finance)
