@@ -90,7 +90,9 @@ def test_every_export_is_recorded_and_listed(finance_client, finance_user, book)
     assert (second.format, second.row_count, second.filters) == (ExportRecord.LINES_CSV, 4, {})
     page = text(finance_client.get("/finance/invoices/"))
     assert "q=Alice, status=credited" in page and "everything" in page
-    assert page.count(finance_user.email) >= 2
+    assert page.count(f'<td data-label="Who">{finance_user.email}</td>') == 2
+    assert page.count('<td data-label="Format">CSV, one invoice a row</td>') == 1
+    assert f'<time datetime="{first.created_at.isoformat()}">' in page
 
 
 def test_the_export_form_carries_the_search_filter(finance_client, book):
