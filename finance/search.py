@@ -4,9 +4,12 @@ Filters live in the URL (a GET form). Sorting takes only the columns in SORTS. T
 left out of the finance area (SPEC, Finance staff).
 """
 
+import functools
+
 from django import forms
+from django.core.exceptions import ImproperlyConfigured
 from django.core.paginator import Page, Paginator
-from django.db import connections
+from django.db import connection, connections
 from django.db.models import Q
 
 from accounts.models import Account, User
@@ -70,13 +73,34 @@ def _text_match(q: str) -> Q:
     through its indexes (finance/migrations/0002) instead of joining every invoice to its account and
     users. When many accounts match, the set is large anyway and it joins them in the same query.
     """
-    accounts = Account.objects.filter(Q(name__icontains=q) | Q(billing_email__icontains=q)).order_by().values_list("pk")
-    owners = User.objects.filter(email__icontains=q, account__isnull=False).order_by().values_list("account_id")
-    matched = accounts.union(owners).order_by()
-    account_ids = [pk for (pk,) in matched[:MATCHED_ACCOUNTS_LISTED + 1]]
+    sql, patterns = _accounts_matching_sql(connection.vendor, MATCHED_ACCOUNTS_LISTED + 1)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [f"%{connection.ops.prep_for_like_query(q)}%"] * patterns)
+        account_ids = [pk for (pk,) in cursor.fetchall()]
     if len(account_ids) > MATCHED_ACCOUNTS_LISTED:
+        accounts, owners = _accounts_matching(q)
         account_ids = Account.objects.filter(Q(pk__in=accounts) | Q(pk__in=owners)).values("pk")
     return _number_match(q) | Q(buyer_name__icontains=q) | Q(account_id__in=account_ids)
+
+
+def _accounts_matching(q: str):
+    """The accounts whose name or billing email contains q, and the accounts of users whose email does."""
+    accounts = Account.objects.filter(Q(name__icontains=q) | Q(billing_email__icontains=q)).order_by().values_list("pk")
+    owners = User.objects.filter(email__icontains=q, account__isnull=False).order_by().values_list("account_id")
+    return accounts, owners
+
+
+@functools.cache
+def _accounts_matching_sql(vendor: str, limit: int) -> tuple[str, int]:
+    """The ids of the accounts q matches (`limit` at most), as SQL the ORM
+    builds once per process, and how many times it takes q's LIKE pattern. Only q changes from one search
+    to the next, and building the union took 0.9 ms of Python on every text search against 0.3 ms of reading."""
+    sample = "sample"
+    accounts, owners = _accounts_matching(sample)
+    sql, params = accounts.union(owners).order_by()[:limit].query.sql_with_params()
+    if any(param != f"%{sample}%" for param in params):  # each parameter must be q's pattern, and only that
+        raise ImproperlyConfigured(f"the account search's parameters changed shape: {params!r}")
+    return sql, len(params)
 
 
 def _number_match(q: str) -> Q:

@@ -76,6 +76,22 @@ def test_each_filter(finance_client, book, params, expected):
     assert shown(finance_client, **params) == numbers(book, *expected)
 
 
+def test_like_wildcards_in_the_search_are_plain_characters(finance_client, book):
+    charlie = book["change"].account
+    charlie.name = "100% Fun_Co"  # only the account is renamed: its invoice's buyer name is as issued
+    charlie.save()
+    for q in ("100%", "%", "_", "n_C", "% f"):
+        assert shown(finance_client, q=q) == numbers(book, "change"), q
+    assert shown(finance_client, q="1%0") == []
+
+
+def test_many_matching_accounts_are_joined_in_the_query_instead_of_listed(finance_client, book, monkeypatch):
+    monkeypatch.setattr(search, "MATCHED_ACCOUNTS_LISTED", 1)
+    assert shown(finance_client, q="@") == numbers(book, "change", "credit", "top_up", "renewal", "purchase")
+    monkeypatch.setattr(search, "MATCHED_ACCOUNTS_LISTED", 0)
+    assert shown(finance_client, q="charlie") == numbers(book, "change")
+
+
 def test_a_row_shows_an_account_name_as_text_never_as_markup(finance_client, book):
     charlie = book["change"].account
     charlie.name = '<img src=x onerror="alert(1)"> & Co'
