@@ -26,18 +26,24 @@
         form.submit();
       });
     });
+    button.disabled = false;  // rendered disabled: a press before the card form was in place posted no card
   }
   var confirm = document.querySelector("[data-stripe-confirm-form]");
   if (confirm && window.Stripe) {
     var client = window.Stripe(confirm.dataset.publishableKey);
+    var confirmButton = confirm.querySelector("[type=submit]");
     confirm.addEventListener("submit", function (event) {
       if (confirm.dataset.confirmed) return;
       event.preventDefault();
+      confirmButton.disabled = true;  // one bank check at a time
       client.confirmCardPayment(confirm.dataset.clientSecret).then(function () {
         // Whatever the bank said, the server asks Stripe how the payment stands.
         confirm.dataset.confirmed = "1";
         confirm.submit();
       });
     });
+    // Rendered disabled: pressed before this listener existed, the form posted a payment nobody had
+    // confirmed with the bank, and the owner got a 409.
+    confirmButton.disabled = false;
   }
 })();

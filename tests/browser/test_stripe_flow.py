@@ -76,3 +76,25 @@ def test_a_card_that_needs_3d_secure_is_confirmed_with_stripe_js_then_the_licens
     attempt = PaymentAttempt.objects.get(account=user.account)
     assert attempt.status == PaymentAttempt.SUCCEEDED
     assert stripe_on.v1.payment_intents.retrieve(attempt.processor_ref).status == "succeeded"
+
+
+def test_the_bank_check_cannot_be_pressed_before_the_page_can_ask_the_bank(page: Page, catalogue, stripe_on):
+    """Pressed before stripe_card.js had wired the form, the button posted a payment nobody had confirmed
+    with the bank (a 409). It is rendered disabled and only the script enables it: here the script never
+    arrives, so there is nothing to press."""
+    from payments.services import card_setup_begin, card_setup_finish
+    from tests.stripe.conftest import browser_card
+
+    user = UserFactory(email="owner@booths.example", account=AccountFactory(name="Booths Ltd"))
+    setup = card_setup_begin(account=user.account)
+    card_setup_finish(account=user.account, setup_ref=browser_card(stripe_on, setup["client_secret"],
+                                                                    "4000002760003184"))
+    log_in(page, user.email)
+    page.route(re.compile(r"/static/stripe_card[^/]*\.js"), lambda route: route.abort())
+    page.get_by_role("link", name="Add License", exact=True).click()
+    modal = page.get_by_role("dialog", name="Add License")
+    modal.get_by_role("button", name=re.compile(r"Pay \$99\.00 with Visa ending 3184")).click()
+    expect(page.get_by_role("heading", name="Confirm your payment")).to_be_visible()
+    page.wait_for_load_state("load")
+    expect(page.get_by_role("button", name="Confirm $99.00 with your bank")).to_be_disabled()
+    assert PaymentAttempt.objects.get(account=user.account).status == PaymentAttempt.REQUIRES_ACTION
