@@ -61,7 +61,7 @@ def _sort_links(form: InvoiceSearchForm) -> dict:
 def invoice_search(request):
     """Every real account's invoices, filtered by the URL, 50 a page, with the filtered set's totals."""
     form = InvoiceSearchForm(request.GET)
-    page, totals = invoice_page(form, invoices_filtered(form), request.GET.get("page"))
+    page, totals = invoice_page(form, request.GET.get("page"))
     filters = form.filters()
     query = urlencode({**filters, "sort": form.sort_key})
     context = {

@@ -257,3 +257,67 @@ def test_a_text_search_pages_sorts_and_totals_its_matches_like_any_other(finance
     assert shown(finance_client, q="Alice", sort="-total", page="0") == second  # below 1: the last, as Django pages
     assert shown(finance_client, q="Alice", sort="-total", page="-3") == second
     assert shown(finance_client, q="Alice", sort="-total", page="first") == [i.number for i in by_total[:50]]
+
+
+# Every shape of search: no filter, each filter alone, a text matching no account, one, or too many to list,
+# a number's prefix, and everything at once; under each sort. (The shape, not the values, picks the SQL.)
+SHAPES = [
+    {}, {"q": "Alice"}, {"q": "nobody"}, {"q": "PB-2026-0000"}, {"q": "example"},
+    {"issued_from": "2026-02-01"}, {"issued_to": "2026-02-28"}, {"status": "open"}, {"kind": "renewal"},
+    {"amount_min": "10"}, {"amount_max": "99.5"},
+    {"q": "Alice", "issued_from": "2026-02-01", "issued_to": "2026-03-31", "status": "paid", "kind": "purchase",
+     "amount_min": "1", "amount_max": "200"},
+]
+
+
+@pytest.mark.parametrize("sort", ["-issued", "account", "total"])  # the sort is written in as the ORM writes it
+@pytest.mark.parametrize("params", SHAPES)
+def test_the_sql_built_once_per_shape_is_the_orms_for_these_values(alice, charlie, monkeypatch, params, sort):
+    """The search page's queries come from templates (finance.compiled): each must be the very SQL and
+    parameters the ORM builds for the values typed, and every shape must have one (a shape without falls back
+    to the ORM on every request, which is right but slow)."""
+    monkeypatch.setattr(search, "MATCHED_ACCOUNTS_LISTED", 1)  # "example" matches both: joined, not listed
+    values = search.search_values(search.InvoiceSearchForm({**params, "sort": sort}))
+    for query, build in search._QUERIES.items():
+        template = search.search_template(connection.vendor, query, search._shape(values), sort,
+                                          search.PAGE_SIZE, search.TEXT_MATCHES_LISTED)
+        assert template is not None, query
+        sql, parameters = build(search.filtered(values, sort)).query.sql_with_params()
+        assert (template.sql, template.params(values)) == (sql, list(parameters)), query
+
+
+def test_a_template_is_kept_only_if_it_reproduces_the_orm():
+    """A value the samples do not trace (here the page size, written into the SQL) makes the second sample's
+    SQL differ from the first's: no template, so the search compiles through the ORM every time."""
+    from finance.compiled import compile_template
+
+    def build(values):
+        return Invoice.objects.filter(kind=values["kind"])[:values["limit"]]
+
+    assert compile_template(build, {"kind": "a", "limit": 3}, {"kind": "b", "limit": 4}) is None
+    template = compile_template(build, {"kind": "a", "limit": 3}, {"kind": "b", "limit": 3})
+    assert template is not None and template.params({"kind": "renewal"}) == ["renewal"]
+
+
+def test_a_shape_without_a_template_is_searched_through_the_orm(finance_client, book, monkeypatch):
+    expected = {key: shown(finance_client, **params) for key, params in
+                {"text": {"q": "Alice"}, "dates": {"issued_from": "2026-02-01"}, "all": {}}.items()}
+    monkeypatch.setattr(search, "search_template", lambda *key: None)
+    assert {key: shown(finance_client, **params) for key, params in
+            {"text": {"q": "Alice"}, "dates": {"issued_from": "2026-02-01"}, "all": {}}.items()} == expected
+    assert expected["text"] == numbers(book, "credit", "top_up", "renewal", "purchase")
+
+
+def test_a_text_matching_three_accounts_finds_all_three(finance_client, alice):
+    """Three matched accounts are looked up as four places (the last repeated), sharing SQL with four."""
+    from tests.factories import AccountFactory
+
+    trio = [AccountFactory(name=f"Trio Booths {index}") for index in range(3)]
+    made = [invoice_make(account, f"{index + 1}.00", issued_on=datetime.date(2026, 1, 1 + index))
+            for index, account in enumerate(trio)]
+    invoice_make(alice.account, "9.00")
+    ids = search.search_values(search.InvoiceSearchForm({"q": "trio"}))["account_ids"]
+    assert sorted(ids[:3]) == [account.pk for account in trio] and ids[3] == ids[2]
+    body = text(finance_client.get(URL, {"q": "trio"}))
+    assert [chunk.split('"')[0] for chunk in body.split('data-number="')[1:]] == [i.number for i in reversed(made)]
+    assert 'data-count="3" data-charged="6.00"' in body
