@@ -10,7 +10,7 @@ from accounts.api_keys import api_key_create
 from tests.api.conftest import DeviceClient, grant, ledger
 from tests.factories import AccountFactory
 from tokens.models import OutputRate, TokenEntry, TokenSettings
-from tokens.services import token_balance
+from tokens.services import STATEMENT_SEPARATOR, token_balance
 
 
 @pytest.mark.parametrize(("output_type", "quantity", "debited"), [
@@ -165,21 +165,24 @@ class TestStatementsPerDebit:
     RELEASE, which production (where it is the outermost transaction) does not.
     """
 
-    def debit_statements(self, alice, alice_device, django_assert_max_num_queries, **usage) -> list[str]:
+    def debit_statements(self, alice, alice_device, django_assert_max_num_queries, sent_too=False, **usage):
         grant(alice.account, 100)
         alice_device.usage("ai_image", 1)  # the first debit makes the settings row; the key's last use is noted
         with django_assert_max_num_queries(2 + 3 + 2) as captured:
             assert alice_device.usage(**usage).status_code == 201
-        statements = [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
+        sent = [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
+        # Statements sent together (the lock and the debit, on PostgreSQL) count one each.
+        statements = [statement for sql in sent for statement in sql.split(STATEMENT_SEPARATOR)]
         assert len(statements) <= 2 + 3, statements
-        return statements
+        return statements if not sent_too else (statements, sent)
 
     def test_a_debit_is_the_key_the_lock_one_read_and_two_inserts(self, alice, alice_device,
                                                                    django_assert_max_num_queries):
-        statements = self.debit_statements(alice, alice_device, django_assert_max_num_queries,
-                                           output_type="ai_video", quantity=2)
-        if connection.vendor == "postgresql":  # the key, the lock, and the debit in one statement
+        statements, sent = self.debit_statements(alice, alice_device, django_assert_max_num_queries,
+                                                 sent_too=True, output_type="ai_video", quantity=2)
+        if connection.vendor == "postgresql":  # the key, then the lock and the debit in one round trip
             assert [sql.split()[0] for sql in statements] == ["SELECT", "SELECT", "WITH"]
+            assert "FOR UPDATE" in statements[1] and len(sent) == 2
         else:  # SQLite: the key, the lock, one read, the ledger entry, the remembered answer
             assert [sql.split()[0] for sql in statements] == ["SELECT", "SELECT", "SELECT", "INSERT", "INSERT"]
 
