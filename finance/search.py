@@ -3,7 +3,7 @@
 Filters live in the URL (a GET form). Sorting takes only the columns in SORTS. Test accounts are
 left out of the finance area (SPEC, Finance staff). The search page's own queries are built by the ORM
 once per shape of search (which filters, how many accounts a text matched, the sort) and run with each
-search's values (finance.compiled); exports build theirs through the ORM (`invoices_filtered`).
+search's values (pictor_billing.compiled); exports build theirs through the ORM (`invoices_filtered`).
 """
 
 import datetime
@@ -18,9 +18,9 @@ from django.db.models import Q, Window
 from django.db.models.functions import RowNumber
 
 from accounts.models import Account, User
-from finance.compiled import OFFSET_SAMPLE, Template, compile_template
 from finance.table import ROW_FIELDS
 from invoices.models import NUMBER_PREFIX, Invoice
+from pictor_billing.compiled import OFFSET_SAMPLE, Template, compile_template
 from pictor_billing.money import ZERO, db_money
 
 PAGE_SIZE = 50
@@ -96,7 +96,7 @@ def search_values(form: InvoiceSearchForm) -> dict:
 
 def _padded(ids: list[int]) -> list[int]:
     """The ids, the last repeated up to a power of two (the same set): a search matching 37 accounts then
-    shares its SQL (finance.compiled) with one matching 60, rather than every count having SQL of its own."""
+    shares its SQL (pictor_billing.compiled) with one matching 60, rather than every count having SQL of its own."""
     size = 1 << (len(ids) - 1).bit_length() if ids else 0
     return ids + ids[-1:] * (size - len(ids))
 
@@ -171,7 +171,7 @@ def invoices_filtered(form: InvoiceSearchForm):
     return filtered(search_values(form), form.sort_key)
 
 
-# --- the search page's queries, each compiled once per shape (finance.compiled) -----------------------------
+# --- the search page's queries, each compiled once per shape (pictor_billing.compiled) -----------------------------
 
 # Two sets of sample values for every filter, all different from each other and from the queries' constants.
 _SAMPLES = (

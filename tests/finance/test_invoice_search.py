@@ -273,7 +273,7 @@ SHAPES = [
 @pytest.mark.parametrize("sort", ["-issued", "account", "total"])  # the sort is written in as the ORM writes it
 @pytest.mark.parametrize("params", SHAPES)
 def test_the_sql_built_once_per_shape_is_the_orms_for_these_values(alice, charlie, monkeypatch, params, sort):
-    """The search page's queries come from templates (finance.compiled): each must be the very SQL and
+    """The search page's queries come from templates (pictor_billing.compiled): each must be the very SQL and
     parameters the ORM builds for the values typed, and every shape must have one (a shape without falls back
     to the ORM on every request, which is right but slow)."""
     monkeypatch.setattr(search, "MATCHED_ACCOUNTS_LISTED", 1)  # "example" matches both: joined, not listed
@@ -289,7 +289,7 @@ def test_the_sql_built_once_per_shape_is_the_orms_for_these_values(alice, charli
 def test_a_template_is_kept_only_if_it_reproduces_the_orm():
     """A value the samples do not trace (here the page size, written into the SQL) makes the second sample's
     SQL differ from the first's: no template, so the search compiles through the ORM every time."""
-    from finance.compiled import compile_template
+    from pictor_billing.compiled import compile_template
 
     def build(values):
         return Invoice.objects.filter(kind=values["kind"])[:values["limit"]]
