@@ -1,7 +1,10 @@
 """The Licenses tab: the list, cancel and undo, the feature list (buying is billing.views.purchase)."""
 
+import functools
+
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db import connection
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
@@ -21,6 +24,7 @@ from licenses.services import (
 )
 from licenses.table import license_row_html
 from pictor_billing import clock, pricing
+from pictor_billing.compiled import OFFSET_SAMPLE, Template, compile_template
 from pictor_billing.htmx import render_htmx
 from pictor_billing.links import pk_link
 
@@ -45,12 +49,41 @@ def license_list(request):
 def _list_context(request) -> dict:
     """One page of the account's licenses (`?page=`; a page out of range shows the last), as the tab shows them.
 
-    A fixed set of queries whatever the account's size: the count and one page of rows.
+    A fixed set of queries whatever the account's size: the count and one page of rows, each built by
+    the ORM once per process (pictor_billing.compiled): built on every page, they cost more Python
+    (0.45 ms) than the database took to answer them.
     """
-    # Only the columns a row shows (a license has twice as many).
-    licenses = License.objects.filter(account=request.account).only(*ROW_FIELDS)
-    page = Paginator(licenses, PAGE_SIZE).get_page(request.GET.get("page"))
+    values = {"account": request.account.pk}
+    count_sql, params = _tab_sql("count", values)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM ({count_sql}) AS licenses", params)
+        (count,) = cursor.fetchone()
+    page = Paginator(range(count), PAGE_SIZE).get_page(request.GET.get("page"))
+    if count:
+        page.object_list = list(License.objects.raw(*_tab_sql("page", values, start=page.start_index() - 1)))
     return {"licenses": _shown(request, page.object_list), "page": page, "tab": "licenses"}
+
+
+# The tab's two queries, of an account's licenses: their ids (counted), and a page of the columns a row
+# shows (a license has twice as many), in the model's order (newest first).
+_TAB_QUERIES = {
+    "count": lambda values: License.objects.filter(account_id=values["account"]).order_by().values("pk"),
+    "page": lambda values: License.objects.filter(account_id=values["account"]).only(*ROW_FIELDS)[
+        OFFSET_SAMPLE:OFFSET_SAMPLE + PAGE_SIZE],
+}
+
+
+@functools.lru_cache(maxsize=8)
+def _tab_template(vendor: str, query: str, page_size: int) -> Template | None:
+    return compile_template(_TAB_QUERIES[query], {"account": -1001}, {"account": -2002})
+
+
+def _tab_sql(query: str, values: dict, start: int = 0) -> tuple[str, list]:
+    """One of _TAB_QUERIES' SQL and parameters for these values (the page's starting at `start`)."""
+    template = _tab_template(connection.vendor, query, PAGE_SIZE)
+    if template is None:  # the ORM's own, every time (tests/licenses checks there is a template)
+        template = Template.constant(*_TAB_QUERIES[query](values).query.sql_with_params())
+    return template.sql_at(start), template.params(values)
 
 
 def _shown(request, licenses) -> list[License]:

@@ -168,6 +168,36 @@ class TestLicensesTab:
         assert body.lstrip().startswith('<div id="license-table">')
         assert body.count('<tr id="license-') == 5
 
+    @pytest.mark.parametrize("query", ["count", "page"])
+    def test_the_tab_s_sql_built_once_is_the_orms_for_this_account(self, alice, query):
+        """The tab's count and page come from templates (pictor_billing.compiled): each must exist and be the
+        very SQL and parameters the ORM builds for this account."""
+        from licenses import views
+
+        values = {"account": alice.account.pk}
+        template = views._tab_template(connection.vendor, query, views.PAGE_SIZE)
+        sql, params = views._TAB_QUERIES[query](values).query.sql_with_params()
+        assert template is not None and (template.sql, template.params(values)) == (sql, list(params))
+
+    def test_without_templates_the_tab_shows_the_same_page(self, alice, monkeypatch):
+        from licenses import views
+
+        bulk_licenses(alice.account, 30)
+        client = logged_in(alice)
+
+        def shown(page):  # the rows' licenses, in order, and the page line
+            body = text(client.get(f"/billing/licenses/?page={page}"))
+            rows = [row.split('"')[0] for row in body.split('<tr id="license-')[1:]]
+            return rows, body.split("Page ")[1].split("<")[0]
+
+        pages = [shown(1), shown(2)]
+        monkeypatch.setattr(views, "_tab_template", lambda *key: None)
+        assert [shown(1), shown(2)] == pages
+        assert len(pages[1][0]) == 5 and pages[1][1] == "2 of 2 (30 licenses)"
+
+    def test_an_account_with_no_licenses_sees_the_empty_tab(self, alice):
+        assert "You have no licenses yet" in text(logged_in(alice).get("/billing/licenses/?page=3"))
+
 
 class TestPayAreaQueries:
     def test_the_card_and_a_payment_being_confirmed_cost_one_query_in_the_summary(
