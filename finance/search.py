@@ -20,7 +20,7 @@ from django.db.models.functions import RowNumber
 from accounts.models import Account, User
 from finance.table import ROW_FIELDS
 from invoices.models import NUMBER_PREFIX, Invoice
-from pictor_billing.compiled import OFFSET_SAMPLE, Template, compile_template
+from pictor_billing.compiled import OFFSET_SAMPLE, Template, compile_template, template_sql
 from pictor_billing.money import ZERO, db_money
 
 PAGE_SIZE = 50
@@ -222,9 +222,7 @@ def search_template(vendor: str, query: str, shape: tuple, sort_key: str, *sizes
 def search_sql(query: str, values: dict, sort_key: str, start: int = 0) -> tuple[str, list]:
     """The SQL and parameters of one of _QUERIES for these values and sort (a page's starting at `start`)."""
     template = search_template(connection.vendor, query, _shape(values), sort_key, PAGE_SIZE, TEXT_MATCHES_LISTED)
-    if template is None:  # a shape the tracing does not reproduce: the ORM's own, every time
-        template = Template.constant(*_QUERIES[query](filtered(values, sort_key)).query.sql_with_params())
-    return template.sql_at(start), template.params(values)
+    return template_sql(template, lambda values: _QUERIES[query](filtered(values, sort_key)), values, start)
 
 
 def invoice_page(form: InvoiceSearchForm, number) -> tuple[Page, dict]:
@@ -256,11 +254,18 @@ def invoice_page(form: InvoiceSearchForm, number) -> tuple[Page, dict]:
 
 def _rows(sql: str, params: list) -> list[tuple]:
     """The page's rows (tuples of ROW_FIELDS), from its SQL."""
-    issued_on = Invoice._meta.get_field("issued_on").to_python  # SQLite's cursor gives the text
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return [(number, issued_on(issued), kind, status, db_money(total), name)
-                for number, issued, kind, status, total, name in cursor.fetchall()]
+        return [_row(*row) for row in cursor.fetchall()]
+
+
+_issued_on = Invoice._meta.get_field("issued_on").to_python
+
+
+def _row(number, issued, kind, status, total, name) -> tuple:
+    """A row of ROW_FIELDS as the cursor gave it, with the values the ORM would have converted converted
+    (SQLite's cursor gives the date as text and the total as a number)."""
+    return number, _issued_on(issued), kind, status, db_money(total), name
 
 
 def _page_start(number) -> int:
@@ -289,10 +294,8 @@ def _found_with_page(values: dict, sort_key: str, number) -> tuple[Page, dict] |
         found = cursor.fetchall()
     if len(found) > TEXT_MATCHES_LISTED:
         return None
-    issued_on = Invoice._meta.get_field("issued_on").to_python  # SQLite's cursor gives the text
     # The page's rows, and every match's total (its row's NULL off the page: the number never is).
-    rows = [(number, issued_on(issued), kind, status, db_money(total), name)
-            for _, total, number, issued, kind, status, name in found]
+    rows = [_row(number, issued, kind, status, total, name) for _, total, number, issued, kind, status, name in found]
     totals = {"count": len(rows), "charged": sum((row[4] for row in rows if row[4] > 0), ZERO),
               "credited": sum((row[4] for row in rows if row[4] < 0), ZERO)}
     page = Paginator(rows, PAGE_SIZE).get_page(number)  # the same page the query chose

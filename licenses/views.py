@@ -24,7 +24,7 @@ from licenses.services import (
 )
 from licenses.table import license_row_html
 from pictor_billing import clock, pricing
-from pictor_billing.compiled import OFFSET_SAMPLE, Template, compile_template
+from pictor_billing.compiled import OFFSET_SAMPLE, Template, compile_template, template_sql
 from pictor_billing.htmx import render_htmx
 from pictor_billing.links import pk_link
 
@@ -80,10 +80,7 @@ def _tab_template(vendor: str, query: str, page_size: int) -> Template | None:
 
 def _tab_sql(query: str, values: dict, start: int = 0) -> tuple[str, list]:
     """One of _TAB_QUERIES' SQL and parameters for these values (the page's starting at `start`)."""
-    template = _tab_template(connection.vendor, query, PAGE_SIZE)
-    if template is None:  # the ORM's own, every time (tests/licenses checks there is a template)
-        template = Template.constant(*_TAB_QUERIES[query](values).query.sql_with_params())
-    return template.sql_at(start), template.params(values)
+    return template_sql(_tab_template(connection.vendor, query, PAGE_SIZE), _TAB_QUERIES[query], values, start)
 
 
 def _shown(request, licenses) -> list[License]:

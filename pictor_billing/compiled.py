@@ -87,3 +87,12 @@ def compile_template(build: Callable[[Mapping], object], first: Mapping, second:
     if again_sql != sql or [_key(p) for p in template.params(second)] != [_key(p) for p in again_params]:
         return None
     return template
+
+
+def template_sql(template: Template | None, build: Callable[[Mapping], object], values: Mapping,
+                 start: int = 0) -> tuple[str, list]:
+    """The SQL and parameters of `build(values)` (a page's starting at `start`): from its template, or,
+    for a shape without one (None), compiled by the ORM as it stands."""
+    if template is None:
+        template = Template.constant(*build(values).query.sql_with_params())
+    return template.sql_at(start), template.params(values)

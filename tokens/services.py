@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 
 from accounts.models import Account
-from accounts.services import account_lock, email_account
+from accounts.services import ACCOUNT_LOCK_SQL, account_lock, email_account
 from payments.services import NoDefaultCard, credit_balance, default_card
 from pictor_billing import clock, pricing
 from tokens.models import OUTPUT_TYPES, OutputRate, TokenEntry, TokenPackage, TokenSettings, TopUp, UsageRequest
@@ -190,9 +190,6 @@ DEBIT_POSTGRESQL_SQL = """
 """.format(**_TABLES, prefs_columns=", ".join(f"prefs.{field}" for field in PREFS_FIELDS))
 
 
-# The account lock (accounts.services.account_lock's) as the statement sent before the debit's.
-LOCK_POSTGRESQL_SQL = (f'SELECT 1 FROM "{Account._meta.db_table}" WHERE "{Account._meta.pk.column}" = %(account)s '
-                       "FOR UPDATE")
 # Between two statements sent in one round trip (what tests and benchmarks split a query on to count them).
 STATEMENT_SEPARATOR = ";\n"
 
@@ -216,7 +213,7 @@ def _debit_postgresql(account: Account, *, output_type: str, quantity: int, even
     the balance the debit ahead of it left. One round trip fewer, and the lock is held that much less.
     """
     with connection.cursor() as cursor:
-        cursor.execute(f"{LOCK_POSTGRESQL_SQL}{STATEMENT_SEPARATOR}{DEBIT_POSTGRESQL_SQL}" if lock
+        cursor.execute(f"{ACCOUNT_LOCK_SQL}{STATEMENT_SEPARATOR}{DEBIT_POSTGRESQL_SQL}" if lock
                        else DEBIT_POSTGRESQL_SQL, {
                            "account": account.pk, "key": idempotency_key, "output_type": output_type, "now": now,
                            "default_rate": DEFAULT_RATES[output_type], "quantity": quantity,
@@ -294,8 +291,7 @@ def tokens_spend(*, account: Account, output_type: str, quantity: int, event_id:
     """
     request_body = {"output_type": output_type, "quantity": quantity, "event_id": event_id}
     fingerprint = body_fingerprint(request_body)
-    usage = {"output_type": output_type, "quantity": quantity, "event_id": event_id,
-             "idempotency_key": idempotency_key, "fingerprint": fingerprint}
+    usage = {**request_body, "idempotency_key": idempotency_key, "fingerprint": fingerprint}
     with transaction.atomic():
         if connection.vendor == "postgresql" and not _on_test_clock(account):
             # Real time (the row the key brought is as good as the locked one for that): the lock and the
