@@ -18,6 +18,9 @@ def healthz(request):
 
 
 urlpatterns = [
+    # The device API first: its calls are the busiest, and resolving tries the patterns in order.
+    path("api/v1/", include("billing.api_urls")),
+    re_path(r"^api/", api_not_found),
     path("", RedirectView.as_view(pattern_name="licenses:list"), name="home"),
     path("", include("accounts.urls")),
     path("", include("billing.urls")),
@@ -30,6 +33,4 @@ urlpatterns = [
     path("finance/", include("finance.urls")),
     path("admin/", admin.site.urls),
     path("healthz", healthz),
-    path("api/v1/", include("billing.api_urls")),
-    re_path(r"^api/", api_not_found),
 ]
