@@ -19,12 +19,6 @@ def account_lock(account: Account) -> Account:
     return Account.objects.select_for_update().get(pk=account.pk)
 
 
-# account_lock's lock as one plain statement (its parameter named `account`), for a caller that sends it
-# in the same round trip as the statement it guards (tokens.services' usage debit).
-ACCOUNT_LOCK_SQL = (f'SELECT 1 FROM "{Account._meta.db_table}" WHERE "{Account._meta.pk.column}" = %(account)s '
-                    "FOR UPDATE")
-
-
 def account_lock_by_id(account_id: int) -> Account:
     """`account_lock` for an account known by its id (a payment attempt's), without reading it first."""
     return Account.objects.select_for_update().get(pk=account_id)

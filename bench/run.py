@@ -216,7 +216,7 @@ def free_port() -> int:
 class Gunicorn:
     """gunicorn in its own process group, so stopping it never touches anything else."""
 
-    def __init__(self, *, workers: int, env: dict, log_path: Path):
+    def __init__(self, *, workers: int, env: dict, log_path: Path, threads: int = 1):
         self.port = free_port()
         self.log_path = log_path
         binary = BASE / ".venv" / "bin" / "gunicorn"
@@ -225,6 +225,8 @@ class Gunicorn:
         # The project's WSGI application with the baselines mounted beside every project URL (bench/baseline.py).
         self.command = [str(binary), "bench.baseline:application", "-w", str(workers), "-b", f"{HOST}:{self.port}",
                         "--log-level", "warning"]
+        if threads > 1:
+            self.command += ["-k", "gthread", "--threads", str(threads)]
         self.log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(self.command, cwd=BASE, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)

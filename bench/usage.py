@@ -49,6 +49,7 @@ def parse_args():
     parser.add_argument("--rounds", type=int, default=3, help="the endpoints take turns in this many rounds")
     parser.add_argument("--clients", type=int, default=8, help="concurrent connections (wrk -c)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (gthread when > 1)")
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database at the end")
     args = parser.parse_args()
     if "bench" not in args.db:
@@ -83,14 +84,12 @@ def usage_body(tag: str) -> bytes:
 def count_statements(key: str) -> dict:
     """SQL statements of one usage debit and of one API baseline call (after a warm-up of each), in-process.
 
-    Outside any test transaction, as in production: the debit's transaction is the outermost, so
-    it sends no SAVEPOINT (and psycopg's BEGIN and COMMIT are not logged as statements).
+    Outside any test transaction, as in production: there the debit is one statement and its own
+    transaction (no BEGIN, COMMIT or SAVEPOINT; Django logs them too when it sends them).
     """
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext, override_settings
-
-    from tokens.services import STATEMENT_SEPARATOR
 
     client = Client()
     headers = {"Authorization": f"Bearer {key}"}
@@ -105,10 +104,8 @@ def count_statements(key: str) -> dict:
                 response = call()
             if response.status_code != good:
                 raise RuntimeError(f"{name} failed in-process: HTTP {response.status_code} {response.content[:200]!r}")
-            sent = [q["sql"] for q in captured.captured_queries]
-            # Statements sent in one round trip (the lock and the debit) are counted one each.
-            statements = [statement for sql in sent for statement in sql.split(STATEMENT_SEPARATOR)]
-            counted[name] = {"count": len(statements), "round_trips": len(sent), "sql": statements}
+            statements = [q["sql"] for q in captured.captured_queries]  # one statement per round trip
+            counted[name] = {"count": len(statements), "sql": statements}
     return counted
 
 
@@ -156,7 +153,8 @@ def main() -> int:
         statements = count_statements(key)
         connections.close_all()
 
-        server = base.Gunicorn(workers=args.workers, env=dict(os.environ), log_path=base.RESULTS / "gunicorn-usage.log")
+        server = base.Gunicorn(workers=args.workers, threads=args.threads, env=dict(os.environ),
+                               log_path=base.RESULTS / "gunicorn-usage.log")
         server.wait_ready()
         print(f"gunicorn on {HOST}:{server.port}, {args.workers} workers; wrk, {args.clients} connections, "
               f"{args.rounds} rounds of {args.seconds} s per endpoint ...", flush=True)

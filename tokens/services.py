@@ -8,6 +8,7 @@ another request's: usage never takes the balance below zero. Buying tokens
 `billing` app, built on these pieces.
 """
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 
 from accounts.models import Account
-from accounts.services import ACCOUNT_LOCK_SQL, account_lock, email_account
+from accounts.services import account_lock, email_account
 from payments.services import NoDefaultCard, credit_balance, default_card
 from pictor_billing import clock, pricing
 from tokens.models import OUTPUT_TYPES, OutputRate, TokenEntry, TokenPackage, TokenSettings, TopUp, UsageRequest
@@ -148,50 +149,16 @@ class _Debit:
     cost: int
     entry_id: int | None  # None: nothing written (a replay, or not enough tokens)
     balance_after: int | None
-    prefs: TokenSettings | None  # None: the account has no settings row yet
+    thresholds_crossed: bool  # the new balance may change the settings (`_thresholds_check` to run)
+    prefs: TokenSettings | None = None  # the settings as SQLite's debit read them (PostgreSQL's reads its own)
 
 
-PREFS_FIELDS = ("id", "account_id", "low_balance_threshold", "low_balance_alerted", "auto_top_up",
-                "auto_top_up_threshold", "auto_top_up_package_id", "auto_top_up_monthly_limit",
-                "auto_top_up_failure", "auto_top_up_pending_since")
 _TABLES = {"entry": TokenEntry._meta.db_table, "request": UsageRequest._meta.db_table,
            "rate": OutputRate._meta.db_table, "prefs": TokenSettings._meta.db_table}
 
-# The debit in one statement, run once the account lock is held (its own statement: a statement sees
-# the data as it stood when it began, so one that waited for the lock would read the balance the
-# debit ahead of it replaced). It reads the key's earlier request, the newest running balance, the
-# rate in force and the settings, and only when the key is new and the balance covers the cost
-# writes the ledger entry and the remembered answer (the same body the API returns).
-DEBIT_POSTGRESQL_SQL = """
-    WITH earlier AS (SELECT body_hash, response FROM {request}
-                     WHERE account_id = %(account)s AND idempotency_key = %(key)s),
-    state AS (SELECT COALESCE((SELECT balance_after FROM {entry} WHERE account_id = %(account)s
-                               ORDER BY id DESC LIMIT 1), 0) AS balance,
-                     COALESCE((SELECT tokens FROM {rate} WHERE output_type = %(output_type)s
-                               AND effective_from <= %(now)s ORDER BY effective_from DESC LIMIT 1),
-                              %(default_rate)s) * %(quantity)s AS cost),
-    entry AS (INSERT INTO {entry} (account_id, kind, amount, balance_after, output_type, quantity, event_id,
-                                   note, created_at)
-              SELECT %(account)s, %(kind)s, -cost, balance - cost, %(output_type)s, %(quantity)s, %(event_id)s,
-                     '', %(now)s
-              FROM state WHERE balance >= cost AND NOT EXISTS (SELECT 1 FROM earlier)
-              RETURNING id, balance_after),
-    remembered AS (INSERT INTO {request} (account_id, idempotency_key, body_hash, response, created_at)
-                   SELECT %(account)s, %(key)s, %(hash)s,
-                          jsonb_build_object('debited', state.cost, 'balance', entry.balance_after,
-                                             'output_type', %(output_type)s::text, 'quantity', %(quantity)s,
-                                             'event_id', %(event_id)s::text, 'entry_id', entry.id),
-                          %(now)s
-                   FROM entry, state)
-    SELECT earlier.body_hash, earlier.response, state.balance, state.cost, entry.id, entry.balance_after,
-           {prefs_columns}
-    FROM state LEFT JOIN earlier ON true LEFT JOIN entry ON true
-    LEFT JOIN {prefs} prefs ON prefs.account_id = %(account)s
-""".format(**_TABLES, prefs_columns=", ".join(f"prefs.{field}" for field in PREFS_FIELDS))
-
-
-# Between two statements sent in one round trip (what tests and benchmarks split a query on to count them).
-STATEMENT_SEPARATOR = ";\n"
+# tokens/migrations/0006_usage_debit_function.py: the account lock, then the debit, in one statement.
+USAGE_DEBIT_SQL = ("SELECT * FROM tokens_usage_debit(%(account)s, %(key)s, %(hash)s, %(output_type)s, %(quantity)s, "
+                   "%(event_id)s, %(default_rate)s, %(kind)s, %(now)s, %(may_queue_top_up)s)")
 
 
 def _on_test_clock(account: Account) -> bool:
@@ -205,30 +172,26 @@ def _on_test_clock(account: Account) -> bool:
 
 
 def _debit_postgresql(account: Account, *, output_type: str, quantity: int, event_id: str, idempotency_key: str,
-                      fingerprint: str, now: datetime.datetime, lock: bool = False) -> _Debit:
-    """The debit (DEBIT_POSTGRESQL_SQL); with `lock`, after taking the account lock in the same round trip.
+                      fingerprint: str, now: datetime.datetime, may_queue_top_up: bool) -> _Debit:
+    """The debit as one statement: the function `tokens_usage_debit` takes the account lock, then debits
+    in a statement of its own, which reads the balance the debit ahead of it left.
 
-    The lock and the debit stay two statements (psycopg's client-side binding sends them as one simple
-    query, each statement with its own snapshot): the debit's starts once the lock is held, so it reads
-    the balance the debit ahead of it left. One round trip fewer, and the lock is held that much less.
+    The server keeps the function's plans, so the debit is not parsed and planned on every request.
+    Sent outside a transaction, the statement is its own: lock, debit and commit in one round trip,
+    the lock held only for the server's own work and its WAL flush.
     """
     with connection.cursor() as cursor:
-        cursor.execute(f"{ACCOUNT_LOCK_SQL}{STATEMENT_SEPARATOR}{DEBIT_POSTGRESQL_SQL}" if lock
-                       else DEBIT_POSTGRESQL_SQL, {
-                           "account": account.pk, "key": idempotency_key, "output_type": output_type, "now": now,
-                           "default_rate": DEFAULT_RATES[output_type], "quantity": quantity,
-                           "kind": TokenEntry.USAGE, "event_id": event_id, "hash": fingerprint})
-        if lock:
-            locked = cursor.fetchall()
-            cursor.nextset()  # on to the debit's row
-            if not locked:
-                raise Account.DoesNotExist(f"no account {account.pk} to debit")  # as account_lock raises
-        earlier_hash, earlier_response, balance, cost, entry_id, balance_after, *prefs = cursor.fetchone()
+        cursor.execute(USAGE_DEBIT_SQL, {
+            "account": account.pk, "key": idempotency_key, "hash": fingerprint, "output_type": output_type,
+            "quantity": quantity, "event_id": event_id, "default_rate": DEFAULT_RATES[output_type],
+            "kind": TokenEntry.USAGE, "now": now, "may_queue_top_up": may_queue_top_up})
+        row = cursor.fetchone()
+    if row is None:
+        raise Account.DoesNotExist(f"no account {account.pk} to debit")  # as account_lock raises
+    earlier_hash, earlier_response, balance, cost, entry_id, balance_after, crossed = row
     if isinstance(earlier_response, str):  # Django reads jsonb as text and leaves parsing to the field
         earlier_response = json.loads(earlier_response)
-    return _Debit(earlier_hash=earlier_hash, earlier_response=earlier_response, balance=balance, cost=cost,
-                  entry_id=entry_id, balance_after=balance_after,
-                  prefs=TokenSettings.from_db(connection.alias, PREFS_FIELDS, prefs) if prefs[0] else None)
+    return _Debit(earlier_hash, earlier_response, balance, cost, entry_id, balance_after, bool(crossed))
 
 
 _PORTABLE_READ_SQL = """
@@ -258,15 +221,15 @@ def _debit_portable(account: Account, *, output_type: str, quantity: int, event_
     cost = (DEFAULT_RATES[output_type] if prefs.rate_now is None else prefs.rate_now) * quantity  # as rates_in_force
     if prefs.earlier_hash is not None:
         response = UsageRequest.objects.get(account=account, idempotency_key=idempotency_key).response
-        return _Debit(prefs.earlier_hash, response, balance, cost, None, None, prefs)
+        return _Debit(prefs.earlier_hash, response, balance, cost, None, None, True, prefs)
     if balance < cost:
-        return _Debit(None, None, balance, cost, None, None, prefs)
+        return _Debit(None, None, balance, cost, None, None, True, prefs)
     entry = ledger_add(account=account, kind=TokenEntry.USAGE, amount=-cost, balance_before=balance,
                        output_type=output_type, quantity=quantity, event_id=event_id, created_at=now)
     UsageRequest.objects.create(account=account, idempotency_key=idempotency_key, body_hash=fingerprint,
                                 response=usage_answer(cost, entry.balance_after, output_type, quantity, event_id,
                                                       entry.pk), created_at=now)
-    return _Debit(None, None, balance, cost, entry.pk, entry.balance_after, prefs)
+    return _Debit(None, None, balance, cost, entry.pk, entry.balance_after, True, prefs)
 
 
 def usage_answer(cost: int, balance: int, output_type: str, quantity: int, event_id: str, entry_id: int) -> dict:
@@ -285,41 +248,68 @@ def tokens_spend(*, account: Account, output_type: str, quantity: int, event_id:
     balance below the auto top-up threshold marks one top-up pending (none if one already is, or
     with `may_queue_top_up=False`) and says so: the caller hands it to the queue once committed.
 
-    On PostgreSQL a debit is the lock and one statement (`DEBIT_POSTGRESQL_SQL`) in its transaction,
-    sent together (one round trip) unless the account is on a test clock; more only when it crosses a
-    threshold, or is the account's first (its settings row is made).
+    On PostgreSQL a debit is one statement (`_debit_postgresql`), and outside a transaction (the API's
+    case) that statement is the whole transaction. An account on a test clock first reads its row under
+    the lock. More only when the new balance crosses a threshold, or on the account's first debit (its
+    settings row is made): then the settings are checked under the lock again, against the balance as
+    it stands then, so two debits crossing at once still queue one top-up.
     """
     request_body = {"output_type": output_type, "quantity": quantity, "event_id": event_id}
     fingerprint = body_fingerprint(request_body)
     usage = {**request_body, "idempotency_key": idempotency_key, "fingerprint": fingerprint}
-    with transaction.atomic():
-        if connection.vendor == "postgresql" and not _on_test_clock(account):
-            # Real time (the row the key brought is as good as the locked one for that): the lock and the
-            # debit go in one round trip.
-            now = clock.now(account)
-            debit = _debit_postgresql(account, **usage, now=now, lock=True)
-        else:
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
             account = account_lock(account)
             now = clock.now(account)
-            debit_once = _debit_postgresql if connection.vendor == "postgresql" else _debit_portable
-            debit = debit_once(account, **usage, now=now)
+            debit = _debit_portable(account, **usage, now=now)
+            body = _debit_answer(debit, fingerprint, idempotency_key, output_type, quantity, event_id)
+            if debit.earlier_hash is not None:
+                return UsageRecorded(body, replayed=True)
+            return UsageRecorded(body, top_up_queued=_thresholds_check(
+                account, debit.prefs, debit.balance_after, now, may_queue_top_up))
+    test_clock = _on_test_clock(account)
+    with transaction.atomic() if test_clock else contextlib.nullcontext():
+        if test_clock:
+            account = account_lock(account)
+        now = clock.now(account)
+        debit = _debit_postgresql(account, **usage, now=now, may_queue_top_up=may_queue_top_up)
+        body = _debit_answer(debit, fingerprint, idempotency_key, output_type, quantity, event_id)
         if debit.earlier_hash is not None:
-            if debit.earlier_hash != fingerprint:
-                raise IdempotencyKeyReused(idempotency_key)
-            return UsageRecorded(debit.earlier_response, replayed=True)
-        if debit.entry_id is None:
-            raise InsufficientTokens(needed=debit.cost, balance=debit.balance)
-        prefs = debit.prefs or token_settings(account)
-        queued = (may_queue_top_up and debit.balance_after < prefs.auto_top_up_threshold
-                  and prefs.auto_top_up_pending_since is None and auto_top_up_allowed(account, prefs, now))
-        if queued:
-            # Real time: reconciliation releases a mark no task finished, however the account's clock stands.
-            TokenSettings.objects.filter(pk=prefs.pk).update(auto_top_up_pending_since=clock.now())
-        else:
-            # With a top-up queued, the alert waits for it: a dip it lifts at once is no news.
-            low_balance_check(account, prefs, debit.balance_after)
-        body = usage_answer(debit.cost, debit.balance_after, output_type, quantity, event_id, debit.entry_id)
+            return UsageRecorded(body, replayed=True)
+        if not debit.thresholds_crossed:
+            return UsageRecorded(body)
+        with transaction.atomic():
+            account = account_lock(account)
+            queued = _thresholds_check(account, token_settings(account), token_balance(account), now,
+                                       may_queue_top_up)
         return UsageRecorded(body, top_up_queued=queued)
+
+
+def _debit_answer(debit: _Debit, fingerprint: str, idempotency_key: str, output_type: str, quantity: int,
+                  event_id: str) -> dict:
+    """The API's body for a debit done or replayed; IdempotencyKeyReused or InsufficientTokens otherwise."""
+    if debit.earlier_hash is not None:
+        if debit.earlier_hash != fingerprint:
+            raise IdempotencyKeyReused(idempotency_key)
+        return debit.earlier_response
+    if debit.entry_id is None:
+        raise InsufficientTokens(needed=debit.cost, balance=debit.balance)
+    return usage_answer(debit.cost, debit.balance_after, output_type, quantity, event_id, debit.entry_id)
+
+
+def _thresholds_check(account: Account, prefs: TokenSettings, balance: int, now: datetime.datetime,
+                      may_queue_top_up: bool) -> bool:
+    """After a debit, under the account lock: mark one auto top-up pending if the balance is below its
+    threshold and none is (returns whether it did), else flag or clear the low-balance alert."""
+    queued = (may_queue_top_up and balance < prefs.auto_top_up_threshold
+              and prefs.auto_top_up_pending_since is None and auto_top_up_allowed(account, prefs, now))
+    if queued:
+        # Real time: reconciliation releases a mark no task finished, however the account's clock stands.
+        TokenSettings.objects.filter(pk=prefs.pk).update(auto_top_up_pending_since=clock.now())
+    else:
+        # With a top-up queued, the alert waits for it: a dip it lifts at once is no news.
+        low_balance_check(account, prefs, balance)
+    return queued
 
 
 def auto_top_up_allowed(account: Account, prefs: TokenSettings, now: datetime.datetime) -> bool:

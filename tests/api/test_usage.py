@@ -2,6 +2,7 @@
 
 import datetime
 
+import psycopg
 import pytest
 from django.db import connection
 from django.utils import timezone
@@ -10,7 +11,7 @@ from accounts.api_keys import api_key_create
 from tests.api.conftest import DeviceClient, grant, ledger
 from tests.factories import AccountFactory
 from tokens.models import OutputRate, TokenEntry, TokenSettings
-from tokens.services import STATEMENT_SEPARATOR, token_balance
+from tokens.services import token_balance
 
 
 @pytest.mark.parametrize(("output_type", "quantity", "debited"), [
@@ -161,28 +162,26 @@ def test_an_accounts_first_debit_below_the_alert_flags_the_dip(alice, alice_devi
 class TestStatementsPerDebit:
     """A debit costs at most 3 SQL statements beyond the authenticated API call's two (the key, one SELECT).
 
-    Here the debit's transaction is nested in the test's own, so it also sends a SAVEPOINT and its
-    RELEASE, which production (where it is the outermost transaction) does not.
+    Here the debit runs inside the test's own transaction (SQLite's then also sends a SAVEPOINT and its
+    RELEASE, which production, where it is the outermost transaction, does not).
     """
 
-    def debit_statements(self, alice, alice_device, django_assert_max_num_queries, sent_too=False, **usage):
+    def debit_statements(self, alice, alice_device, django_assert_max_num_queries, **usage):
         grant(alice.account, 100)
         alice_device.usage("ai_image", 1)  # the first debit makes the settings row; the key's last use is noted
         with django_assert_max_num_queries(2 + 3 + 2) as captured:
             assert alice_device.usage(**usage).status_code == 201
-        sent = [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
-        # Statements sent together (the lock and the debit, on PostgreSQL) count one each.
-        statements = [statement for sql in sent for statement in sql.split(STATEMENT_SEPARATOR)]
+        statements = [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
         assert len(statements) <= 2 + 3, statements
-        return statements if not sent_too else (statements, sent)
+        return statements
 
-    def test_a_debit_is_the_key_the_lock_one_read_and_two_inserts(self, alice, alice_device,
-                                                                   django_assert_max_num_queries):
-        statements, sent = self.debit_statements(alice, alice_device, django_assert_max_num_queries,
-                                                 sent_too=True, output_type="ai_video", quantity=2)
-        if connection.vendor == "postgresql":  # the key, then the lock and the debit in one round trip
-            assert [sql.split()[0] for sql in statements] == ["SELECT", "SELECT", "WITH"]
-            assert "FOR UPDATE" in statements[1] and len(sent) == 2
+    def test_a_debit_is_the_key_and_one_statement_on_postgresql(self, alice, alice_device,
+                                                                 django_assert_max_num_queries):
+        statements = self.debit_statements(alice, alice_device, django_assert_max_num_queries,
+                                           output_type="ai_video", quantity=2)
+        if connection.vendor == "postgresql":  # the key, then the lock and the debit in one function call
+            assert [sql.split()[0] for sql in statements] == ["SELECT", "SELECT"]
+            assert "tokens_usage_debit(" in statements[1]
         else:  # SQLite: the key, the lock, one read, the ledger entry, the remembered answer
             assert [sql.split()[0] for sql in statements] == ["SELECT", "SELECT", "SELECT", "INSERT", "INSERT"]
 
@@ -190,3 +189,27 @@ class TestStatementsPerDebit:
         alice_device.usage("ai_image", 1, key="k-1")
         self.debit_statements(alice, alice_device, django_assert_max_num_queries, output_type="ai_image",
                               quantity=1, key="k-1")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement debit is PostgreSQL's")
+def test_outside_a_transaction_the_debit_is_one_round_trip_and_commits(django_assert_max_num_queries):
+    """As in production (no test transaction around it): no BEGIN and no COMMIT of its own, and yet
+    the debit and its remembered answer are committed: another connection sees them."""
+    account = AccountFactory()
+    grant(account, 100)
+    device = DeviceClient(api_key_create(account=account, name="Booth", created_by=None)[1])
+    device.usage("ai_image", 1)  # the first debit makes the settings row; the key's last use is noted
+
+    with django_assert_max_num_queries(2) as captured:
+        body = device.usage("ai_image", 3, key="committed-1").json()
+
+    assert [q["sql"].split()[0] for q in captured.captured_queries] == ["SELECT", "SELECT"]
+    assert body["balance"] == 96
+    params = {name: value for name, value in connection.get_connection_params().items()
+              if name in ("dbname", "user", "password", "host", "port")}
+    with psycopg.connect(**params) as other:  # its own connection: it sees only what is committed
+        assert other.execute("SELECT balance_after FROM tokens_tokenentry WHERE id = %s",
+                             [body["entry_id"]]).fetchone() == (96,)
+        assert other.execute("SELECT response->>'balance' FROM tokens_usagerequest WHERE idempotency_key = %s",
+                             ["committed-1"]).fetchone() == ("96",)

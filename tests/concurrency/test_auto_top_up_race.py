@@ -34,7 +34,14 @@ NOW = datetime.datetime(2026, 3, 10, 12, 0, tzinfo=datetime.UTC)
 DEBITS = 12
 
 
-def account_at_100_tokens(packages, card=None):
+@pytest.fixture(params=["test clock", "real time"])
+def on_test_clock(request) -> bool:
+    """Both ways a debit runs on PostgreSQL: an account on a test clock reads its row under the lock
+    first, in a transaction; any other account's debit is one statement and its own transaction."""
+    return request.param == "test clock"
+
+
+def account_at_100_tokens(packages, on_test_clock, card=None):
     """An account with 100 tokens whose auto top-up buys Starter (100 tokens, $10) below 50, up to 5 times a month."""
     user = UserFactory()
     account = user.account
@@ -47,7 +54,8 @@ def account_at_100_tokens(packages, card=None):
     TokenSettings.objects.update_or_create(account=account, defaults={
         "auto_top_up": True, "auto_top_up_threshold": 50, "auto_top_up_package": packages[0],
         "auto_top_up_monthly_limit": 5})
-    clock_set(account, NOW)
+    if on_test_clock:
+        clock_set(account, NOW)
     return account
 
 
@@ -68,11 +76,11 @@ def assert_running_balances_hold(account):
     assert token_balance(account) == running == TokenEntry.objects.filter(account=account).balance()
 
 
-def test_concurrent_debits_across_the_threshold_queue_one_auto_top_up(packages):
+def test_concurrent_debits_across_the_threshold_queue_one_auto_top_up(packages, on_test_clock):
     # 100 - 12 x 5 = 40, never below zero: every debit goes through. Exactly one debit takes the
     # balance from 50 to 45 and queues Starter (100 tokens, $10); the debits racing it see the mark
     # and queue nothing; once it lands the balance never crosses again: 100 + 100 - 60 = 140.
-    account = account_at_100_tokens(packages)
+    account = account_at_100_tokens(packages, on_test_clock)
 
     answers = race(*(debit(account, 5) for _ in range(DEBITS)))
 
@@ -88,11 +96,11 @@ def test_concurrent_debits_across_the_threshold_queue_one_auto_top_up(packages):
     assert TokenSettings.objects.get(account=account).auto_top_up_pending_since is None
 
 
-def test_debits_beyond_the_balance_never_buy_a_second_top_up_while_one_is_under_way(packages):
+def test_debits_beyond_the_balance_never_buy_a_second_top_up_while_one_is_under_way(packages, on_test_clock):
     # 100 - 12 x 10 = -20 without a top-up. The debit from 50 to 40 queues one; debits that find
     # the balance short try to buy first, but one top-up is already under way, so they are refused
     # (402, nothing debited) rather than buy a second. Whatever the timing: one charge, no overdraft.
-    account = account_at_100_tokens(packages)
+    account = account_at_100_tokens(packages, on_test_clock)
 
     answers = race(*(debit(account, 10) for _ in range(DEBITS)), outcomes=(InsufficientTokens,))
 
@@ -106,8 +114,8 @@ def test_debits_beyond_the_balance_never_buy_a_second_top_up_while_one_is_under_
     assert_running_balances_hold(account)
 
 
-def test_concurrent_debits_with_a_declined_card_switch_auto_top_up_off_once(packages):
-    account = account_at_100_tokens(packages, card=DECLINES_CHARGES)
+def test_concurrent_debits_with_a_declined_card_switch_auto_top_up_off_once(packages, on_test_clock):
+    account = account_at_100_tokens(packages, on_test_clock, card=DECLINES_CHARGES)
     mail.outbox.clear()
 
     answers = race(*(debit(account, 5) for _ in range(DEBITS)))
@@ -118,5 +126,21 @@ def test_concurrent_debits_with_a_declined_card_switch_auto_top_up_off_once(pack
     prefs = TokenSettings.objects.get(account=account)
     assert (prefs.auto_top_up, prefs.auto_top_up_failure) == (False, "Your card was declined.")
     assert [message.subject for message in mail.outbox] == ["Auto top-up switched off"]
+    assert token_balance(account) == 40
+    assert_running_balances_hold(account)
+
+
+def test_concurrent_debits_across_the_low_balance_alert_email_once(packages, on_test_clock):
+    # Auto top-up off, the alert at 50: 100 - 12 x 5 = 40. Exactly one debit takes the balance
+    # from 50 to 45; whichever order the debits commit in, one email, and the dip stays flagged.
+    account = account_at_100_tokens(packages, on_test_clock)
+    TokenSettings.objects.filter(account=account).update(auto_top_up=False, low_balance_threshold=50)
+    mail.outbox.clear()
+
+    answers = race(*(debit(account, 5) for _ in range(DEBITS)))
+
+    assert not any(answer.top_up_queued for answer in answers)
+    assert [message.subject for message in mail.outbox] == ["Your Pictor token balance is low"]
+    assert TokenSettings.objects.get(account=account).low_balance_alerted
     assert token_balance(account) == 40
     assert_running_balances_hold(account)
