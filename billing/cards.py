@@ -9,6 +9,7 @@ from licenses.models import License
 from payments.models import Card
 from payments.services import card_removal_refusal, card_successor
 from payments.services import card_remove as payments_card_remove
+from pictor_billing.compiled import prepared_cursor
 
 
 @transaction.atomic
@@ -43,12 +44,13 @@ def default_card_with(account: Account, **figures: tuple[str, list]) -> tuple[Ca
     Plain SQL that PostgreSQL and SQLite both run: built by the ORM (a FilteredRelation and the header's
     seven subqueries) the query cost ~6 ms of CPU on every page, the database well under one. The default
     card is unique per account and never a removed one (Card's constraints), so the join finds at most
-    one row, as default_card does.
+    one row, as default_card does. PostgreSQL planned it in more time (0.35 ms) than it ran in: it is
+    prepared, planned once per connection.
     """
     selects = ", ".join(f"({sql}) AS {name}" for name, (sql, _) in figures.items())
     params = [value for _, values in figures.values() for value in values]
     columns = ", ".join(f"card.{name}" for name in _CARD_FIELDS)
-    with connection.cursor() as cursor:
+    with prepared_cursor(connection) as cursor:
         cursor.execute(f"SELECT {columns}{', ' if selects else ''}{selects} FROM (SELECT 1) AS one "
                        f"LEFT JOIN {Card._meta.db_table} card ON card.account_id = %s AND card.is_default = %s",
                        [*params, account.pk, True])

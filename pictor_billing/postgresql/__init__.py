@@ -1,1 +1,1 @@
-"""Django's PostgreSQL backend, with statements that ride on the COMMIT (see `base`)."""
+"""Django's PostgreSQL backend, with statements that ride on the COMMIT and prepared statements (see `base`)."""
