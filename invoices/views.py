@@ -1,6 +1,5 @@
 """The Invoices tab and invoice PDF downloads (the account's users only; anyone else gets 404)."""
 
-from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET
@@ -10,6 +9,7 @@ from invoices.links import number_link
 from invoices.models import Invoice
 from invoices.pdf import invoice_pdf_cached
 from pictor_billing.htmx import render_htmx
+from pictor_billing.paging import counted_page, with_total
 
 PAGE_SIZE = 25
 
@@ -21,8 +21,10 @@ def invoice_list(request):
     # Only the columns the table shows: an invoice row has some twenty more.
     invoices = (Invoice.objects.filter(account=request.account).order_by("-issued_on", "-year", "-sequence")
                 .only("number", "issued_on", "description", "total", "status"))
-    page = Paginator(invoices, PAGE_SIZE).get_page(request.GET.get("page"))
-    page.object_list, pdf_link = list(page.object_list), number_link("invoices:pdf")
+    counted = with_total(invoices)
+    page = counted_page(request.GET.get("page"), PAGE_SIZE, count=invoices.count,
+                        rows_from=lambda start: list(counted[start:start + PAGE_SIZE]))
+    pdf_link = number_link("invoices:pdf")
     for invoice in page.object_list:
         invoice.pdf_link = pdf_link(invoice.number)
     return render_htmx(request, "invoices/list.html", {"page": page, "tab": "invoices"}, partial="table")

@@ -3,7 +3,6 @@
 import functools
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.db import connection
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect
@@ -27,6 +26,7 @@ from pictor_billing import clock, pricing
 from pictor_billing.compiled import OFFSET_SAMPLE, Template, compile_template, template_sql
 from pictor_billing.htmx import render_htmx
 from pictor_billing.links import pk_link
+from pictor_billing.paging import counted_page, with_total
 
 # A row's words, escaped once here rather than by the template in every row (SafeStrings).
 TIER_SHOWN = {tier: escape(label) for tier, label in pricing.TIER_LABELS.items()}
@@ -49,26 +49,29 @@ def license_list(request):
 def _list_context(request) -> dict:
     """One page of the account's licenses (`?page=`; a page out of range shows the last), as the tab shows them.
 
-    A fixed set of queries whatever the account's size: the count and one page of rows, each built by
-    the ORM once per process (pictor_billing.compiled): built on every page, they cost more Python
-    (0.45 ms) than the database took to answer them.
+    A fixed set of queries whatever the account's size: one page of rows with their count beside them
+    (pictor_billing.paging; a page that does not exist costs the count and the last page's rows), each
+    built by the ORM once per process (pictor_billing.compiled): built on every page, they cost more
+    Python (0.45 ms) than the database took to answer them.
     """
     values = {"account": request.account.pk}
-    count_sql, params = _tab_sql("count", values)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT COUNT(*) FROM ({count_sql}) AS licenses", params)
-        (count,) = cursor.fetchone()
-    page = Paginator(range(count), PAGE_SIZE).get_page(request.GET.get("page"))
-    if count:
-        page.object_list = list(License.objects.raw(*_tab_sql("page", values, start=page.start_index() - 1)))
+
+    def count() -> int:
+        count_sql, params = _tab_sql("count", values)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT COUNT(*) FROM ({count_sql}) AS licenses", params)
+            return cursor.fetchone()[0]
+
+    page = counted_page(request.GET.get("page"), PAGE_SIZE, count=count, rows_from=lambda start: list(
+        License.objects.raw(*_tab_sql("page", values, start=start))))
     return {"licenses": _shown(request, page.object_list), "page": page, "tab": "licenses"}
 
 
 # The tab's two queries, of an account's licenses: their ids (counted), and a page of the columns a row
-# shows (a license has twice as many), in the model's order (newest first).
+# shows (a license has twice as many), in the model's order (newest first), each with the count.
 _TAB_QUERIES = {
     "count": lambda values: License.objects.filter(account_id=values["account"]).order_by().values("pk"),
-    "page": lambda values: License.objects.filter(account_id=values["account"]).only(*ROW_FIELDS)[
+    "page": lambda values: with_total(License.objects.filter(account_id=values["account"]).only(*ROW_FIELDS))[
         OFFSET_SAMPLE:OFFSET_SAMPLE + PAGE_SIZE],
 }
 

@@ -168,7 +168,7 @@ def test_an_older_issue_date_lists_below_a_newer_one(alice):
     assert numbers_on(body) == [newer.number, older.number]
 
 
-@pytest.mark.parametrize("page", ["0", "99", "abc", "-1"])
+@pytest.mark.parametrize("page", ["0", "99", "abc", "-1", "", "99999999999999999999", "2.5"])
 def test_an_out_of_range_page_shows_a_real_page_not_an_error(alice, page):
     for _ in range(3):
         issue(alice.account)
