@@ -67,7 +67,10 @@ class TokenEntry(models.Model):
         (ADMIN_ADJUSTMENT, "Admin adjustment"),
         (AUTO_TOP_UP, "Auto top-up"),
     ]
-    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="token_entries")
+    # No index of its own: (account, -id) and (account, event_id) lead with it. A third choice let the usage
+    # debit's cached plan (tokens/migrations/0007) take the wrong one and sort the account's whole ledger.
+    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="token_entries",
+                                db_index=False)
     kind = models.CharField(max_length=20, choices=KIND_CHOICES)
     amount = models.IntegerField(help_text="Tokens added (positive) or spent (negative).")
     # The running balance after this entry, kept so the balance is one indexed
@@ -116,7 +119,9 @@ class TopUp(models.Model):
 class UsageRequest(models.Model):
     """The first answer to a usage request, kept so the same idempotency key never debits twice."""
 
-    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="+")
+    # No index of its own: the unique (account, idempotency_key) leads with it, and the usage debit's
+    # cached plan once took this one and filtered the account's every request for the key.
+    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="+", db_index=False)
     idempotency_key = models.CharField(max_length=100)
     body_hash = models.CharField(max_length=64)
     response = models.JSONField()

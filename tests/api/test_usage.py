@@ -213,3 +213,33 @@ def test_outside_a_transaction_the_debit_is_one_round_trip_and_commits(django_as
                              [body["entry_id"]]).fetchone() == (96,)
         assert other.execute("SELECT response->>'balance' FROM tokens_usagerequest WHERE idempotency_key = %s",
                              ["committed-1"]).fetchone() == ("96",)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the debit function is PostgreSQL's")
+def test_the_debit_reads_through_its_own_indexes_even_while_the_tables_look_empty(alice, alice_device):
+    """The function's plans are kept for the connection's life: made while the ledger looked empty (a
+    new deployment, fresh statistics), sequential scans would stay and cost more with every debit. Its
+    lookups take the indexes made for them (tokens/migrations/0007), as auto_explain shows them."""
+    grant(alice.account, 100)
+    plans = []
+    connection.ensure_connection()
+
+    def handler(notice):
+        plans.append(notice.message_primary)
+
+    connection.connection.add_notice_handler(handler)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE tokens_tokenentry, tokens_usagerequest")  # statistics of a one-entry ledger
+            for setting in ("LOAD 'auto_explain'", "SET LOCAL auto_explain.log_min_duration = 0",
+                            "SET LOCAL auto_explain.log_nested_statements = on",
+                            "SET LOCAL auto_explain.log_level = notice"):
+                cursor.execute(setting)
+        assert alice_device.usage("ai_image", 1, key="planned-1").status_code == 201
+    finally:
+        connection.connection.remove_notice_handler(handler)
+    debit = next(plan for plan in plans if "WITH earlier AS" in plan)
+    assert "Seq Scan on tokens_" not in debit
+    assert "using one_usage_per_key on tokens_usagerequest" in debit
+    ledger_index = next(index.name for index in TokenEntry._meta.indexes if index.fields == ["account", "-id"])
+    assert f"using {ledger_index} on tokens_tokenentry" in debit
