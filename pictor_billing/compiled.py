@@ -101,9 +101,8 @@ def template_sql(template: Template | None, build: Callable[[Mapping], object], 
     return template.sql_at(start), template.params(values)
 
 
-def prepared_cursor(connection=None):
+def prepared_cursor(connection):
     """A cursor whose statements the database plans once per connection where the backend offers it
     (PostgreSQL: pictor_billing.postgresql), else an ordinary cursor (SQLite caches its own statements)."""
-    connection = connection or connections["default"]
     make = getattr(connection, "prepared_cursor", None)
     return make() if make is not None else connection.cursor()

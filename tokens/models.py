@@ -67,8 +67,9 @@ class TokenEntry(models.Model):
         (ADMIN_ADJUSTMENT, "Admin adjustment"),
         (AUTO_TOP_UP, "Auto top-up"),
     ]
-    # No index of its own: (account, -id) and (account, event_id) lead with it. A third choice let the usage
-    # debit's cached plan (tokens/migrations/0007) take the wrong one and sort the account's whole ledger.
+    # No index of its own: (account, -id) and (account, event_id) lead with it. With sequential scans off
+    # (tokens/migrations/0007), a plain one would be one more wrong choice for the usage debit's cached
+    # plan, as it was on UsageRequest: the newest entry is (account, -id)'s first row.
     account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="token_entries",
                                 db_index=False)
     kind = models.CharField(max_length=20, choices=KIND_CHOICES)

@@ -11,7 +11,8 @@ server's own work and the WAL flush. A rollback drops them, as it would have und
 `prepared_cursor`: Django binds parameters on the client, so PostgreSQL parses and plans every query
 anew. For a query every page runs whose planning costs more than its execution (the Billing header's:
 0.35 ms to plan, 0.15 ms to run), this cursor binds on the server and psycopg prepares the statement
-from its fifth run on; the server replans it by itself when a table it reads changes.
+from its fifth run on; the server replans it by itself when a table it reads is altered or
+analyzed, and a connection's prepared statements go with it (DB_CONN_MAX_AGE).
 """
 
 from collections.abc import Callable, Sequence
